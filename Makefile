@@ -1,0 +1,39 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+# Both build the virtual environment first (once; again when the pins change).
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SNAKEMAKE := $(BIN)/snakemake
+CORES ?= 1
+
+.PHONY: run test env lint fmt report bench-fidelity bench-repeat bench-overhead clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+env: $(STAMP)
+
+run: $(STAMP)
+	$(SNAKEMAKE) --cores $(CORES) --resources gpu=1
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(SNAKEMAKE) --lint
+	$(BIN)/snakefmt --check Snakefile rules/
+
+fmt: $(STAMP)
+	$(BIN)/snakefmt Snakefile rules/
+
+report: $(STAMP)
+	$(SNAKEMAKE) --cores $(CORES) --resources gpu=1 --report results/report.html
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,26 @@
+"""dlmark: inference benchmarks of the MXNet Gluon model zoo.
+
+Reading order: rules/common.smk (config checks, targets), then one file per
+stage: throughput.smk (measure), aggregate.smk (JSON -> CSV), plot.smk.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),
+
+
+include: "rules/throughput.smk"
+include: "rules/aggregate.smk"
+include: "rules/plot.smk"

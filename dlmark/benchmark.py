@@ -1,0 +1,129 @@
+"""One throughput point: a model, a device, a runtime, a precision, a batch.
+
+`measure_throughput` is what runs inside the fresh child process;
+`run_throughput` is the parent side that turns any ending (a result, an
+out-of-memory kill, a crash) into one complete record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dlmark import hardware, memory, models, runner, timing
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ThroughputSpec:
+    model: str
+    device: str
+    runtime: str
+    precision: str
+    batch_size: int
+    machine: str
+    threads: int
+    budget: dict[str, float] = field(default_factory=dict)
+    memory_limit_mb: float | None = None
+
+
+def _log(message: str) -> None:
+    print(f"[dlmark {dt.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def limit_threads(threads: int) -> None:
+    """Pin the framework's thread pools before it is imported.
+
+    oneDNN/OpenMP read these once at start-up, so they must be set in the
+    child before `import mxnet`; setting them later changes nothing.
+    """
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ.setdefault("MXNET_CPU_WORKER_NTHREADS", "1")
+
+
+def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
+    """Time the forward pass of one model at one batch size (child side)."""
+    limit_threads(spec.threads)
+    import mxnet as mx
+
+    index = hardware.device_index(spec.device)
+    ctx = mx.cpu() if index is None else mx.gpu(index)
+    _log(f"{spec.model} on {spec.device}, batch {spec.batch_size}, {spec.threads} thread(s)")
+    net = models.build_net(spec.model, ctx)
+    gflops = models.gflops_per_image(net, spec.model)
+    # The input lives on the device before the clock starts: copying it in
+    # would time the host-to-device link, not the model.
+    data = mx.nd.random.uniform(shape=models.input_shape(spec.model, spec.batch_size), ctx=ctx)
+    data.wait_to_read()
+    baseline = memory.current_rss_mb()
+
+    def call() -> None:
+        net(data).wait_to_read()
+
+    summary = timing.time_calls(call, spec.batch_size, timing.Budget(**spec.budget), progress=_log)
+    peak = memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
+    result = asdict(summary)
+    result.update(
+        peak_memory_mb=peak,
+        baseline_memory_mb=baseline,
+        gflops_per_image=gflops,
+    )
+    return result
+
+
+# Metrics a failed point does not have: null in JSON, empty in the CSV.
+EMPTY_METRICS: dict[str, Any] = dict.fromkeys(
+    (
+        "throughput",
+        "latency_ms_mean",
+        "latency_ms_p50",
+        "latency_ms_p90",
+        "latency_ms_p99",
+        "throughput_ci95_low",
+        "throughput_ci95_high",
+        "peak_memory_mb",
+        "gflops_per_image",
+    )
+)
+EMPTY_METRICS.update(iterations=0, measure_seconds=0.0)
+
+
+def run_throughput(spec: ThroughputSpec) -> dict[str, Any]:
+    """Measure in a child process and return a complete record, whatever happened."""
+    info = models.model_info(spec.model)
+    started = dt.datetime.now(dt.timezone.utc)
+    outcome = runner.run_isolated(
+        measure_throughput, spec, memory_limit_mb=spec.memory_limit_mb
+    )
+    finished = dt.datetime.now(dt.timezone.utc)
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "model": spec.model,
+        "family": info.family,
+        "device": spec.device,
+        "device_name": hardware.device_name(spec.device),
+        "machine": spec.machine,
+        "runtime": spec.runtime,
+        "precision": spec.precision,
+        "software": hardware.software(spec.runtime),
+        "batch_size": spec.batch_size,
+        "status": outcome.status,
+        "error": outcome.error,
+        "threads": spec.threads,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "settings": asdict(spec),
+        "host": hardware.host_facts(),
+    }
+    record.update(EMPTY_METRICS)
+    if outcome.value is not None:
+        record.update(outcome.value)
+    else:
+        record["peak_memory_mb"] = outcome.observed_peak_mb or None
+        _log(f"{spec.model} batch {spec.batch_size}: {outcome.status}: {outcome.error}")
+    return record

@@ -1,0 +1,143 @@
+"""Checking a workflow config and expanding it into benchmark targets.
+
+Every mistake in a config should surface before the first benchmark
+starts, with the place, the problem and the fix in one message: a typo in
+a model name found after an hour of sweeping is an hour lost.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+import jsonschema
+import yaml
+
+from dlmark import hardware, models
+from dlmark.timing import Budget
+
+KNOWN_VARIANTS = {("mxnet", "float32")}
+
+
+class ConfigError(ValueError):
+    """A config the workflow cannot run; the message says how to fix it."""
+
+
+class Target(NamedTuple):
+    device: str
+    runtime: str
+    precision: str
+    model: str
+    batch_size: int
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path]
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _hint(error: jsonschema.ValidationError) -> str:
+    path = [p for p in error.absolute_path if isinstance(p, str)]
+    if "batch_sizes" in path:
+        return "batch sizes are whole numbers of at least 1, e.g. [1, 2, 4, 8]"
+    if error.validator == "additionalProperties":
+        return "remove or rename the unknown key (see config.yaml for the known ones)"
+    if error.validator == "required":
+        return "add the missing key"
+    if "measure" in path:
+        return "measure settings are positive numbers of seconds, iterations or a fraction"
+    return "see the comments in config.yaml"
+
+
+def schema_problems(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [
+        f"config {_where(e)}: {e.message} (fix: {_hint(e)})"
+        for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path)))
+    ]
+
+
+def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> list[str]:
+    """Checks a JSON schema cannot express: names, devices, variants."""
+    problems: list[str] = []
+    for name in config.get("models", []):
+        try:
+            models.model_info(name)
+        except models.UnknownModelError as exc:
+            problems.append(f"config models: {exc}")
+    for name in config.get("model_overrides", {}) or {}:
+        if name not in config.get("models", []):
+            problems.append(
+                f"config model_overrides.{name}: '{name}' is not in models; "
+                "add it to models or remove its override"
+            )
+    devices = config.get("devices", [])
+    if any(hardware.device_index(d) is not None for d in devices):
+        gpus = len(hardware.gpu_names()) if gpu_count is None else gpu_count
+        for device in devices:
+            index = hardware.device_index(device)
+            if index is not None and index >= gpus:
+                have = "no GPU" if gpus == 0 else f"{gpus} GPU(s): gpu0..gpu{gpus - 1}"
+                problems.append(
+                    f"config devices: '{device}' is not on this machine ({have} found by NVML); "
+                    "remove it or run on a machine that has it"
+                )
+    for device in devices:
+        if not re.fullmatch(hardware.DEVICE_PATTERN, device):
+            problems.append(
+                f"config devices: unknown device '{device}'; use 'cpu' or 'gpu0', 'gpu1', ..."
+            )
+    for variant in config.get("variants", []):
+        pair = (variant.get("runtime"), variant.get("precision"))
+        if pair not in KNOWN_VARIANTS:
+            known = ", ".join(f"{r}/{p}" for r, p in sorted(KNOWN_VARIANTS))
+            problems.append(f"config variants: {pair[0]}/{pair[1]} is not supported; known: {known}")
+    return problems
+
+
+def check(config: dict[str, Any], schema: dict[str, Any], gpu_count: int | None = None) -> None:
+    """Raise ConfigError listing every problem, or return quietly."""
+    problems = schema_problems(config, schema)
+    if not problems:
+        problems = semantic_problems(config, gpu_count)
+    if problems:
+        raise ConfigError(
+            "the config has {} problem(s):\n  - {}".format(len(problems), "\n  - ".join(problems))
+        )
+
+
+def _override(config: dict[str, Any], model: str) -> dict[str, Any]:
+    return (config.get("model_overrides") or {}).get(model) or {}
+
+
+def batch_sizes(config: dict[str, Any], model: str) -> list[int]:
+    return sorted(_override(config, model).get("batch_sizes", config["batch_sizes"]))
+
+
+def measure_settings(config: dict[str, Any], model: str) -> dict[str, float]:
+    """The measurement budget for `model`: the global block, then its overrides."""
+    settings = dict(config.get("measure") or {})
+    settings.update(_override(config, model).get("measure", {}))
+    return Budget(**settings).to_dict()
+
+
+def memory_limit_mb(config: dict[str, Any], model: str) -> float:
+    return float(_override(config, model).get("cpu_memory_limit_mb", config["cpu_memory_limit_mb"]))
+
+
+def cpu_threads(config: dict[str, Any]) -> int:
+    return int(config.get("cpu_threads") or 0) or hardware.physical_cores()
+
+
+def targets(config: dict[str, Any]) -> Iterator[Target]:
+    for device in config["devices"]:
+        for variant in config["variants"]:
+            for model in config["models"]:
+                for batch in batch_sizes(config, model):
+                    yield Target(device, variant["runtime"], variant["precision"], model, batch)

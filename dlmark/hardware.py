@@ -1,0 +1,114 @@
+"""What a result ran on: devices, CPU features, software versions.
+
+A throughput number is meaningless without the hardware and software
+behind it, so every record carries them. Reading devices must not need
+MXNet (config validation runs inside every `snakemake -n`), so GPUs are
+counted through NVML.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from functools import lru_cache
+from importlib import metadata
+
+import psutil
+
+CPU_FLAGS_THAT_MATTER = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8")
+DEVICE_PATTERN = r"cpu|gpu[0-9]+"
+
+
+@lru_cache(maxsize=1)
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [flag for flag in CPU_FLAGS_THAT_MATTER if flag in have]
+    except OSError:
+        pass
+    return []
+
+
+def physical_cores() -> int:
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def gpu_names() -> list[str]:
+    """Names of the NVIDIA GPUs NVML sees; empty where there are none."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no driver, no library: no GPU to benchmark
+        return []
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        names = []
+        for i in range(count):
+            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
+            names.append(name.decode() if isinstance(name, bytes) else name)
+        return names
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def device_index(device: str) -> int | None:
+    """`gpu3` -> 3, `cpu` -> None."""
+    match = re.fullmatch(r"gpu([0-9]+)", device)
+    return int(match.group(1)) if match else None
+
+
+def device_name(device: str) -> str:
+    index = device_index(device)
+    if index is None:
+        return cpu_name()
+    names = gpu_names()
+    return names[index] if index < len(names) else f"GPU {index}"
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def software(runtime: str) -> str:
+    """The framework that ran the model, as 'name version'."""
+    package = {"mxnet": "mxnet", "onnxruntime": "onnxruntime", "torch": "torch"}.get(runtime, runtime)
+    return f"{runtime} {package_version(package) or 'unknown'}"
+
+
+def host_facts() -> dict[str, object]:
+    """Everything about the host that can change a benchmark result."""
+    return {
+        "hostname": platform.node(),
+        "cpu": cpu_name(),
+        "cpu_flags": cpu_flags(),
+        "physical_cores": physical_cores(),
+        "logical_cores": os.cpu_count(),
+        "memory_mb": round(psutil.virtual_memory().total / 2**20),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": {
+            name: package_version(name)
+            for name in ("mxnet", "numpy", "onnxruntime", "onnx", "snakemake")
+        },
+        "gpus": gpu_names(),
+    }

@@ -1,0 +1,46 @@
+"""Memory an inference needs, read from the process that ran it.
+
+Each measurement runs in a fresh process (see `dlmark.runner`), so the
+process's own peak resident set is the memory that model at that batch
+size needs on a CPU: framework, weights, activations and allocator pools
+together. On a GPU the framework's own accounting is used, never a
+nvidia-smi text delta, which also counts other processes.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+
+import psutil
+
+MB = 1024 * 1024
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process since it started, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / 1024 if sys.platform != "darwin" else peak / MB
+
+
+def current_rss_mb(pid: int | None = None) -> float:
+    """Resident set size now, of this process or of `pid`, in MiB."""
+    return psutil.Process(pid).memory_info().rss / MB
+
+
+def gpu_memory_used_mb(device_index: int) -> float:
+    """Memory held on GPU `device_index` by this process's MXNet pool, in MiB.
+
+    MXNet's pooled allocator keeps what it took until the process ends, so
+    the amount in use after the timed calls is the peak the calls needed.
+    """
+    import mxnet as mx
+
+    free, total = mx.context.gpu_memory_info(device_index)
+    return (total - free) / MB
+
+
+def host_memory_mb() -> float:
+    """Total physical memory of the host, in MiB."""
+    return psutil.virtual_memory().total / MB

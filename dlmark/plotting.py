@@ -1,0 +1,141 @@
+"""Figures drawn from the result tables.
+
+Each function takes a tidy table and returns a matplotlib Figure; saving
+is separate so tests can inspect figures. Figures are meant to be read at a
+glance and printed: titles say what and where, axes carry units, every
+panel names its model.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+
+
+def _series(frame: pd.DataFrame) -> pd.Series:
+    """One label per line: device, runtime and precision."""
+    return frame["device"] + " " + frame["runtime"] + "/" + frame["precision"]
+
+
+def _log2_axis(ax: plt.Axes, batches: list[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batches)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+def _where(frame: pd.DataFrame) -> str:
+    hosts = sorted(frame["machine"].astype(str).unique())
+    devices = sorted(frame["device_name"].astype(str).unique())
+    return f"machine {', '.join(hosts)}: {'; '.join(devices)}"
+
+
+def throughput_vs_batch_size(frame: pd.DataFrame) -> Figure:
+    """A grid with one panel per model: throughput with its 95% CI, memory on a twin axis."""
+    frame = frame.assign(series=_series(frame))
+    models = list(dict.fromkeys(frame.sort_values(["family", "model"])["model"]))
+    series = sorted(frame["series"].unique())
+    palette = dict(zip(series, sns.color_palette("colorblind", len(series))))
+    ncols = min(3, len(models))
+    nrows = math.ceil(len(models) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    for ax, model in zip(axes.flat, models):
+        rows = frame[frame["model"] == model]
+        ok = rows[rows["status"] == "ok"].sort_values("batch_size")
+        memory_ax = ax.twinx()
+        memory_ax.grid(False)
+        for label, part in ok.groupby("series"):
+            color = palette[label]
+            ax.plot(part["batch_size"], part["throughput"], marker="o", color=color, label=label)
+            ax.fill_between(
+                part["batch_size"],
+                part["throughput_ci95_low"],
+                part["throughput_ci95_high"],
+                color=color,
+                alpha=0.25,
+                linewidth=0,
+            )
+            memory_ax.plot(
+                part["batch_size"], part["peak_memory_mb"], linestyle="--", color="grey", marker="."
+            )
+        failed = rows[rows["status"] != "ok"]
+        if not failed.empty:
+            ax.scatter(
+                failed["batch_size"],
+                [0] * len(failed),
+                marker="x",
+                color="red",
+                s=60,
+                zorder=5,
+                clip_on=False,
+                label="out of memory / failed",
+            )
+        _log2_axis(ax, sorted(rows["batch_size"].unique()))
+        ax.set_ylim(bottom=0)
+        memory_ax.set_ylim(bottom=0)
+        family = rows["family"].iloc[0]
+        ax.set_title(f"{model} ({family})", fontweight="bold")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("throughput (images/s)")
+        memory_ax.set_ylabel("peak memory (MiB)", color="grey")
+        memory_ax.tick_params(axis="y", colors="grey")
+    handles, labels = [], []
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    handles.append(plt.Line2D([], [], color="grey", linestyle="--", marker="."))
+    labels.append("peak memory (right axis)")
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False)
+    fig.suptitle(
+        f"Inference throughput vs batch size (95% CI shaded)\n{_where(frame)}", fontsize=12
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def memory_vs_batch_size(frame: pd.DataFrame) -> Figure:
+    """Peak memory per model against batch size, on one set of log axes."""
+    ok = frame[frame["status"] == "ok"].assign(series=_series(frame))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    sns.lineplot(
+        data=ok.sort_values(["model", "batch_size"]),
+        x="batch_size",
+        y="peak_memory_mb",
+        hue="model",
+        style="series" if ok["series"].nunique() > 1 else None,
+        marker="o",
+        ax=ax,
+        palette="tab10" if ok["model"].nunique() <= 10 else "husl",
+    )
+    _log2_axis(ax, sorted(frame["batch_size"].unique()))
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("peak memory of the process (MiB)")
+    ax.set_title(f"Memory needed for inference vs batch size\n{_where(frame)}")
+    ax.legend(title="model", bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Figure, png: str | Path, svg: str | Path | None = None) -> None:
+    """Write the figure; PNG at print resolution, SVG for editing."""
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=150)
+    if svg:
+        fig.savefig(svg)
+    plt.close(fig)

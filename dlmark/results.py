@@ -1,0 +1,139 @@
+"""Result files: written whole or not at all, read back with clear errors.
+
+Snakemake decides what to rerun from which outputs exist, so a result file
+that exists must be complete: every write goes to a temporary name in the
+same folder and is renamed into place only once flushed to disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import pandas as pd
+
+from dlmark.runner import STATUSES
+
+COMMON_COLUMNS = [
+    "model",
+    "family",
+    "device",
+    "device_name",
+    "machine",
+    "runtime",
+    "precision",
+    "software",
+]
+
+THROUGHPUT_COLUMNS = COMMON_COLUMNS + [
+    "batch_size",
+    "status",
+    "throughput",
+    "latency_ms_mean",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "latency_ms_p99",
+    "throughput_ci95_low",
+    "throughput_ci95_high",
+    "iterations",
+    "measure_seconds",
+    "peak_memory_mb",
+    "gflops_per_image",
+    # Beyond the contract: what a reader needs to judge a row.
+    "baseline_memory_mb",
+    "rel_ci95",
+    "converged",
+    "threads",
+    "error",
+]
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+
+THROUGHPUT_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": THROUGHPUT_COLUMNS[: THROUGHPUT_COLUMNS.index("gflops_per_image") + 1],
+    "properties": {
+        **{c: {"type": "string"} for c in COMMON_COLUMNS},
+        "batch_size": {"type": "integer", "minimum": 1},
+        "status": {"enum": list(STATUSES)},
+        "throughput": _NUMBER_OR_NULL,
+        "iterations": {"type": "integer", "minimum": 0},
+        "peak_memory_mb": _NUMBER_OR_NULL,
+    },
+}
+
+
+class ResultFileError(ValueError):
+    """A result file that cannot be used; the message names it and the fix."""
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: store them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _atomic_write(path: str | Path, write: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, record: dict[str, Any]) -> None:
+    _atomic_write(path, lambda f: json.dump(_clean(record), f, indent=1, allow_nan=False))
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    _atomic_write(path, lambda f: frame.to_csv(f, index=False))
+
+
+def read_record(path: str | Path, schema: dict[str, Any] = THROUGHPUT_RECORD_SCHEMA) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ResultFileError(
+            f"cannot read result file {path}: {exc}. Delete it and rerun the workflow to measure it again."
+        ) from exc
+    try:
+        jsonschema.validate(record, schema)
+    except jsonschema.ValidationError as exc:
+        raise ResultFileError(
+            f"result file {path} is not a dlmark result ({exc.message}). "
+            "Delete it and rerun the workflow to measure it again."
+        ) from exc
+    return record
+
+
+def table(records: Iterable[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """Tidy table with the contract's columns first, sorted for stable diffs."""
+    frame = pd.DataFrame.from_records(list(records))
+    for column in columns:
+        if column not in frame:
+            frame[column] = None
+    frame = frame[columns]
+    keys = [c for c in ("machine", "device", "runtime", "precision", "model", "batch_size") if c in columns]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def throughput_table(paths: Iterable[str | Path]) -> pd.DataFrame:
+    return table((read_record(p) for p in paths), THROUGHPUT_COLUMNS)

@@ -1,0 +1,200 @@
+"""Timing one synchronised call over and over, and deciding when to stop.
+
+A benchmark is only as good as its stopping rule. A fixed number of calls
+either wastes time on a stable model or stops too early on a noisy one, so
+dlmark repeats until the 95% confidence interval of the mean latency is as
+narrow as asked, within a time budget, and says how wide it really was.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to warm up and measure; read from the config's `measure` block."""
+
+    warmup_min_seconds: float = 0.5
+    warmup_max_seconds: float = 10.0
+    warmup_tolerance: float = 0.10
+    min_seconds: float = 1.0
+    max_seconds: float = 10.0
+    min_iterations: int = 5
+    target_rel_ci: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.min_seconds > self.max_seconds:
+            raise ValueError(
+                f"measure.min_seconds ({self.min_seconds}) exceeds "
+                f"measure.max_seconds ({self.max_seconds}); make min <= max"
+            )
+        if self.warmup_min_seconds > self.warmup_max_seconds:
+            raise ValueError(
+                "measure.warmup_min_seconds exceeds measure.warmup_max_seconds; make min <= max"
+            )
+        if self.min_iterations < 2:
+            raise ValueError("measure.min_iterations must be at least 2 for a confidence interval")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class Summary:
+    """Statistics of the timed calls of one benchmark point."""
+
+    iterations: int
+    measure_seconds: float
+    latency_ms_mean: float
+    latency_ms_p50: float
+    latency_ms_p90: float
+    latency_ms_p99: float
+    latency_ms_ci95_halfwidth: float
+    throughput: float
+    throughput_ci95_low: float
+    throughput_ci95_high: float
+    rel_ci95: float
+    converged: bool
+    warmup_iterations: int
+    warmup_seconds: float
+    latencies_ms: list[float] = field(repr=False, default_factory=list)
+
+
+def mean_ci95(samples: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95% confidence interval (Student's t).
+
+    Student's t rather than the normal quantile because the early stopping
+    checks happen at small sample sizes where 1.96 would be optimistic.
+    """
+    n = len(samples)
+    if n == 0:
+        raise ValueError("no samples")
+    mean = float(np.mean(samples))
+    if n == 1:
+        return mean, math.inf
+    sem = float(np.std(samples, ddof=1)) / math.sqrt(n)
+    return mean, float(stats.t.ppf(0.975, n - 1)) * sem
+
+
+def is_precise_enough(samples: Sequence[float], target_rel_ci: float) -> bool:
+    """True once the 95% CI half-width is within `target_rel_ci` of the mean."""
+    if len(samples) < 2:
+        return False
+    mean, half = mean_ci95(samples)
+    return mean > 0 and half / mean <= target_rel_ci
+
+
+def is_warm(recent_s: Sequence[float], tolerance: float, window: int = 3) -> bool:
+    """True when the last `window` calls agree within `tolerance`.
+
+    First calls pay for graph building, memory-pool growth and kernel
+    selection; they are much slower than later ones and their costs vanish
+    at different calls for different runtimes. Waiting for a few calls in a
+    row to agree removes them without guessing a fixed count.
+    """
+    if len(recent_s) < window:
+        return False
+    last = recent_s[-window:]
+    return max(last) <= (1.0 + tolerance) * min(last)
+
+
+def summarize(
+    latencies_s: Sequence[float],
+    batch_size: int,
+    target_rel_ci: float,
+    warmup_iterations: int = 0,
+    warmup_seconds: float = 0.0,
+) -> Summary:
+    """Latency percentiles and throughput with its confidence interval.
+
+    Throughput is images per second of the mean call, batch / mean latency,
+    so its interval is the latency interval mapped through that function.
+    """
+    lat = np.asarray(latencies_s, dtype=float)
+    mean, half = mean_ci95(lat)
+    p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+    low_lat = mean + half
+    high_lat = mean - half
+    throughput = batch_size / mean
+    return Summary(
+        iterations=int(lat.size),
+        measure_seconds=float(lat.sum()),
+        latency_ms_mean=mean * 1e3,
+        latency_ms_p50=float(p50) * 1e3,
+        latency_ms_p90=float(p90) * 1e3,
+        latency_ms_p99=float(p99) * 1e3,
+        latency_ms_ci95_halfwidth=half * 1e3,
+        throughput=throughput,
+        throughput_ci95_low=batch_size / low_lat if math.isfinite(low_lat) else 0.0,
+        throughput_ci95_high=batch_size / high_lat if high_lat > 0 else math.inf,
+        rel_ci95=half / mean if mean > 0 else math.inf,
+        converged=bool(half / mean <= target_rel_ci) if mean > 0 else False,
+        warmup_iterations=warmup_iterations,
+        warmup_seconds=warmup_seconds,
+        latencies_ms=[float(x) * 1e3 for x in lat],
+    )
+
+
+def time_calls(
+    call: Callable[[], None],
+    batch_size: int,
+    budget: Budget,
+    clock: Callable[[], int] = time.perf_counter_ns,
+    progress: Callable[[str], None] | None = None,
+) -> Summary:
+    """Warm up, then time `call` until the CI target or the budget is reached.
+
+    `call` must block until the device has finished (the caller wraps the
+    forward pass with its synchronisation), so each sample is one complete
+    inference. Wall-clock budgets are measured from the same clock.
+    """
+    warm: list[float] = []
+    start = clock()
+    while True:
+        t0 = clock()
+        call()
+        warm.append((clock() - t0) / 1e9)
+        elapsed = (clock() - start) / 1e9
+        if elapsed >= budget.warmup_max_seconds:
+            break
+        if elapsed >= budget.warmup_min_seconds and is_warm(warm, budget.warmup_tolerance):
+            break
+    warmup_seconds = (clock() - start) / 1e9
+    if progress:
+        progress(f"warm-up: {len(warm)} calls in {warmup_seconds:.2f} s")
+
+    samples: list[float] = []
+    start = clock()
+    next_report = 5.0
+    while True:
+        t0 = clock()
+        call()
+        samples.append((clock() - t0) / 1e9)
+        elapsed = (clock() - start) / 1e9
+        if elapsed >= budget.max_seconds and len(samples) >= 2:
+            break
+        if (
+            elapsed >= budget.min_seconds
+            and len(samples) >= budget.min_iterations
+            and is_precise_enough(samples, budget.target_rel_ci)
+        ):
+            break
+        if progress and elapsed >= next_report:
+            mean, half = mean_ci95(samples)
+            progress(f"measuring: {len(samples)} calls, {elapsed:.1f} s, ci95 +/-{half / mean:.1%}")
+            next_report += 5.0
+    summary = summarize(samples, batch_size, budget.target_rel_ci, len(warm), warmup_seconds)
+    if progress:
+        progress(
+            f"measured: {summary.iterations} calls in {summary.measure_seconds:.2f} s, "
+            f"{summary.throughput:.2f} img/s, ci95 +/-{summary.rel_ci95:.1%}"
+            + ("" if summary.converged else " (budget spent before the CI target)")
+        )
+    return summary

@@ -1,0 +1,36 @@
+rule plot_throughput:
+    """Throughput against batch size, one panel per model, memory on the side."""
+    input:
+        "results/throughput.csv",
+    output:
+        png=report(
+            "results/figures/throughput_vs_batch_size.png",
+            caption="../report/throughput_vs_batch_size.rst",
+            category="Throughput",
+        ),
+        svg="results/figures/throughput_vs_batch_size.svg",
+    log:
+        "logs/plot_throughput.log",
+    conda:
+        "../environment.yml"
+    script:
+        "../scripts/plot_throughput.py"
+
+
+rule plot_memory:
+    """Peak memory against batch size, all models on one set of axes."""
+    input:
+        "results/throughput.csv",
+    output:
+        png=report(
+            "results/figures/memory_vs_batch_size.png",
+            caption="../report/memory_vs_batch_size.rst",
+            category="Memory",
+        ),
+        svg="results/figures/memory_vs_batch_size.svg",
+    log:
+        "logs/plot_memory.log",
+    conda:
+        "../environment.yml"
+    script:
+        "../scripts/plot_memory.py"

@@ -1,0 +1,19 @@
+rule throughput:
+    """Time one model at one batch size on one device, in a fresh process."""
+    output:
+        f"{RAW}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.json",
+    log:
+        f"logs/{MACHINE}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.log",
+    conda:
+        "../environment.yml"
+    threads: dlconfig.cpu_threads(config)
+    resources:
+        benchmark_slot=1,
+        gpu=lambda wildcards: int(wildcards.device != "cpu"),
+    params:
+        machine=MACHINE,
+        budget=measure_settings,
+        threads=benchmark_threads,
+        memory_limit_mb=memory_limit_mb,
+    script:
+        "../scripts/throughput.py"
