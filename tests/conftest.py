@@ -1,0 +1,61 @@
+"""Helpers for end-to-end tests: real Snakemake runs in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+# Two of the smallest models, tiny batches, a short budget: seconds per job.
+TINY_CONFIG = {
+    "machine": "ci",
+    "models": ["mobilenet0.25", "squeezenet1.1"],
+    "batch_sizes": [1, 2],
+    "cpu_threads": 1,
+    "measure": {
+        "warmup_min_seconds": 0.05,
+        "warmup_max_seconds": 1,
+        "min_seconds": 0.2,
+        "max_seconds": 0.5,
+        "min_iterations": 3,
+        "target_rel_ci": 0.05,
+    },
+}
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def snakemake(workdir: Path, *args: str, cores: int = 1, check: bool = True, timeout: float = 300):
+    """Run the workflow as a user would, in `workdir`, and return the result."""
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        str(cores),
+        "--resources",
+        "gpu=1",
+        *args,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
+    return result
+
+
+@pytest.fixture
+def tiny_config() -> dict:
+    return yaml.safe_load(yaml.safe_dump(TINY_CONFIG))  # a deep copy

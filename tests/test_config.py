@@ -1,0 +1,93 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dlmark import config as dlconfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = dlconfig.load_schema(ROOT / "schemas/config.schema.yaml")
+
+
+def shipped():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def problems_of(config, gpu_count=0):
+    with pytest.raises(dlconfig.ConfigError) as info:
+        dlconfig.check(config, SCHEMA, gpu_count=gpu_count)
+    return str(info.value)
+
+
+def test_shipped_config_is_valid_and_covers_five_families():
+    config = shipped()
+    dlconfig.check(config, SCHEMA, gpu_count=0)
+    from dlmark.models import model_info
+
+    families = {model_info(m).family for m in config["models"]}
+    assert {"ResNet-v1", "MobileNet", "SqueezeNet", "DenseNet", "Inception"} <= families
+
+
+def test_unknown_model_names_close_matches():
+    config = shipped() | {"models": ["resnet18v1"], "model_overrides": {}}
+    message = problems_of(config)
+    assert "unknown model 'resnet18v1'" in message
+    assert "Did you mean resnet18_v1" in message
+
+
+@pytest.mark.parametrize(
+    "batches, expected",
+    [([0, 2], "batch_sizes[0]: 0 is less than the minimum of 1"), (["8"], "'8' is not of type 'integer'")],
+)
+def test_bad_batch_sizes(batches, expected):
+    message = problems_of(shipped() | {"batch_sizes": batches})
+    assert expected in message
+    assert "batch sizes are whole numbers of at least 1" in message
+
+
+def test_bad_override_batch_size_names_the_model():
+    config = shipped()
+    config["model_overrides"]["inceptionv3"]["batch_sizes"] = [-4]
+    assert "model_overrides.inceptionv3.batch_sizes[0]" in problems_of(config)
+
+
+def test_unknown_device():
+    assert "unknown device 'tpu0'" in problems_of(shipped() | {"devices": ["tpu0"]})
+
+
+def test_gpu_on_a_machine_without_one():
+    message = problems_of(shipped() | {"devices": ["cpu", "gpu0"]}, gpu_count=0)
+    assert "'gpu0' is not on this machine (no GPU found by NVML)" in message
+
+
+def test_gpu_that_exists_passes():
+    dlconfig.check(shipped() | {"devices": ["gpu0", "gpu1"]}, SCHEMA, gpu_count=2)
+
+
+def test_override_of_a_model_not_benchmarked():
+    config = shipped() | {"models": ["resnet18_v1"]}
+    assert "'inceptionv3' is not in models" in problems_of(config)
+
+
+def test_unknown_key_is_rejected():
+    assert "'batch_size' was unexpected" in problems_of(shipped() | {"batch_size": [1]})
+
+
+def test_overrides_replace_the_global_settings_for_one_model_only():
+    config = shipped()
+    config["model_overrides"]["inceptionv3"]["measure"] = {"max_seconds": 9}
+    assert dlconfig.measure_settings(config, "inceptionv3")["max_seconds"] == 9
+    assert dlconfig.measure_settings(config, "resnet18_v1")["max_seconds"] == config["measure"]["max_seconds"]
+    assert dlconfig.batch_sizes(config, "inceptionv3") == [1, 2, 4, 8]
+    assert dlconfig.batch_sizes(config, "resnet18_v1") == config["batch_sizes"]
+
+
+def test_targets_cover_every_combination():
+    config = {
+        "devices": ["cpu"],
+        "variants": [{"runtime": "mxnet", "precision": "float32"}],
+        "models": ["a", "b"],
+        "batch_sizes": [1, 2],
+        "model_overrides": {"b": {"batch_sizes": [4]}},
+    }
+    assert [(t.model, t.batch_size) for t in dlconfig.targets(config)] == [("a", 1), ("a", 2), ("b", 4)]

@@ -1,0 +1,180 @@
+"""End-to-end: the real workflow on a tiny config, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import ROOT, SNAKEMAKE, TINY_CONFIG, snakemake, write_config
+from dlmark import results
+
+pytestmark = pytest.mark.workflow
+
+RAW = "results/raw/ci/throughput/cpu/mxnet-float32"
+FIGURES = ["throughput_vs_batch_size.png", "memory_vs_batch_size.png"]
+
+
+def mtimes(workdir: Path) -> dict[str, float]:
+    return {str(p.relative_to(workdir)): p.stat().st_mtime_ns for p in (workdir / "results/raw").rglob("*.json")}
+
+
+def jobs_run(output: str) -> dict[str, int]:
+    """The 'Job stats' table Snakemake prints: rule -> count."""
+    counts: dict[str, int] = {}
+    lines = output.splitlines()
+    if "Job stats:" not in lines:
+        return counts
+    for line in lines[lines.index("Job stats:") + 3 :]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """One complete tiny run, shared by the ordered tests of this module."""
+    path = tmp_path_factory.mktemp("tiny")
+    write_config(path, yaml.safe_load(yaml.safe_dump(TINY_CONFIG)))
+    snakemake(path, cores=4)  # more cores than benchmarks may use at once
+    return path
+
+
+def test_throughput_table_is_complete_and_consistent(workdir):
+    frame = pd.read_csv(workdir / "results/throughput.csv")
+    assert list(frame.columns) == results.THROUGHPUT_COLUMNS
+    assert len(frame) == 4
+    assert set(frame["status"]) == {"ok"}
+    assert (frame["throughput"] > 0).all()
+    assert (frame["latency_ms_p50"] <= frame["latency_ms_p90"]).all()
+    assert (frame["latency_ms_p90"] <= frame["latency_ms_p99"]).all()
+    assert (frame["throughput_ci95_low"] <= frame["throughput"]).all()
+    assert (frame["throughput"] <= frame["throughput_ci95_high"]).all()
+    assert (frame["peak_memory_mb"] > frame["baseline_memory_mb"]).all()
+    assert (frame["gflops_per_image"] > 0).all()
+    assert set(frame["machine"]) == {"ci"}
+    assert frame["software"].str.startswith("mxnet 1.9").all()
+    assert set(frame["family"]) == {"MobileNet", "SqueezeNet"}
+
+
+def test_figures_decode_as_images(workdir):
+    for name in FIGURES:
+        with Image.open(workdir / "results/figures" / name) as image:
+            image.verify()
+            assert image.size[0] > 600 and image.size[1] > 400
+
+
+def test_benchmarks_never_overlap_even_with_more_cores(workdir):
+    spans = []
+    for path in (workdir / "results/raw").rglob("*.json"):
+        record = json.loads(path.read_text())
+        spans.append((record["started_at"], record["finished_at"]))
+    spans.sort()
+    assert len(spans) == 4
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end <= start, f"benchmarks overlapped: one ended {end}, the next began {start}"
+
+
+def test_second_run_does_nothing(workdir):
+    before = mtimes(workdir)
+    result = snakemake(workdir)
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert mtimes(workdir) == before
+
+
+def test_changing_one_models_batch_list_reruns_that_model_only(workdir):
+    before = mtimes(workdir)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["model_overrides"] = {"mobilenet0.25": {"batch_sizes": [1, 2, 4]}}
+    write_config(workdir, config)
+    result = snakemake(workdir)
+    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1
+    after = mtimes(workdir)
+    assert set(after) - set(before) == {f"{RAW}/mobilenet0.25/bs4.json"}
+    assert all(after[p] == t for p, t in before.items())
+    assert len(pd.read_csv(workdir / "results/throughput.csv")) == 5
+
+
+def test_changing_one_models_budget_reruns_that_model_only(workdir):
+    before = mtimes(workdir)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["model_overrides"]["squeezenet1.1"] = {"measure": {"max_seconds": 0.6}}
+    write_config(workdir, config)
+    result = snakemake(workdir)
+    assert jobs_run(result.stdout + result.stderr).get("throughput") == 2
+    after = mtimes(workdir)
+    changed = {p for p in before if after[p] != before[p]}
+    assert changed == {f"{RAW}/squeezenet1.1/bs1.json", f"{RAW}/squeezenet1.1/bs2.json"}
+
+
+def test_failure_in_one_target_is_a_status_row_and_the_rest_completes(tmp_path, tiny_config):
+    tiny_config["batch_sizes"] = [1]
+    # A memory budget far below what the model needs: this point must fail.
+    tiny_config["model_overrides"] = {"squeezenet1.1": {"cpu_memory_limit_mb": 60}}
+    write_config(tmp_path, tiny_config)
+    snakemake(tmp_path)
+    frame = pd.read_csv(tmp_path / "results/throughput.csv").set_index("model")
+    assert frame.loc["mobilenet0.25", "status"] == "ok"
+    assert frame.loc["squeezenet1.1", "status"] == "out_of_memory"
+    assert "memory limit of 60 MiB" in frame.loc["squeezenet1.1", "error"]
+    assert pd.isna(frame.loc["squeezenet1.1", "throughput"])
+    for name in FIGURES:
+        assert (tmp_path / "results/figures" / name).stat().st_size > 0
+
+
+def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny_config):
+    tiny_config["measure"]["min_seconds"] = 1.0
+    tiny_config["measure"]["max_seconds"] = 1.5
+    write_config(tmp_path, tiny_config)
+    command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
+    # Its own session, so the signal reaches Snakemake and its jobs together,
+    # as Ctrl-C in a terminal does.
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    raw = tmp_path / "results/raw"
+    deadline = time.monotonic() + 120
+    while not list(raw.rglob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let the next benchmark get under way
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=60)
+    finished = mtimes(tmp_path)
+    assert 1 <= len(finished) < 4, "the interrupt should land mid-sweep"
+    for path in raw.rglob("*"):
+        assert not path.name.endswith(".tmp"), f"temporary file left behind: {path}"
+    for path in raw.rglob("*.json"):
+        results.read_record(path)  # every file that exists is complete
+    result = snakemake(tmp_path)
+    assert jobs_run(result.stdout + result.stderr).get("throughput") == 4 - len(finished)
+    after = mtimes(tmp_path)
+    assert len(after) == 4
+    assert all(after[p] == t for p, t in finished.items())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"models": ["resnet18v1"]}, "unknown model 'resnet18v1'. Did you mean resnet18_v1"),
+        ({"batch_sizes": [0, 1]}, "batch_sizes[0]: 0 is less than the minimum of 1"),
+        ({"batch_sizes": ["two"]}, "'two' is not of type 'integer'"),
+        ({"devices": ["tpu"]}, "unknown device 'tpu'"),
+        ({"devices": ["cpu", "gpu0"]}, "'gpu0' is not on this machine"),
+    ],
+)
+def test_bad_config_fails_before_any_benchmark(tmp_path, tiny_config, change, message):
+    write_config(tmp_path, tiny_config | change)
+    result = snakemake(tmp_path, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
