@@ -37,3 +37,16 @@ report: $(STAMP)
 
 clean:
 	rm -rf results logs .snakemake
+
+# Benchmarks of dlmark itself (numbers for the README and issue notes).
+bench-fidelity: $(STAMP)
+	$(BIN)/python benchmarks/fidelity.py
+
+bench-overhead: $(STAMP)
+	bash benchmarks/overhead.sh bench/overhead
+
+bench-repeat: $(STAMP)
+	rm -rf bench/repeat-a bench/repeat-b
+	bash benchmarks/overhead.sh bench/repeat-a
+	bash benchmarks/overhead.sh bench/repeat-b
+	$(BIN)/python benchmarks/repeatability.py bench/repeat-a/results/throughput.csv bench/repeat-b/results/throughput.csv

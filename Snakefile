@@ -1,7 +1,8 @@
 """dlmark: inference benchmarks of the MXNet Gluon model zoo.
 
 Reading order: rules/common.smk (config checks, targets), then one file per
-stage: throughput.smk (measure), aggregate.smk (JSON -> CSV), plot.smk.
+stage: max_batch.smk (largest batch),
+throughput.smk (measure), aggregate.smk (JSON -> CSV), plot.smk.
 """
 
 from snakemake.utils import min_version
@@ -21,6 +22,7 @@ rule all:
         final_outputs(),
 
 
+include: "rules/max_batch.smk"
 include: "rules/throughput.smk"
 include: "rules/aggregate.smk"
 include: "rules/plot.smk"

@@ -31,7 +31,7 @@ class ThroughputSpec:
     memory_limit_mb: float | None = None
 
 
-def _log(message: str) -> None:
+def log_progress(message: str) -> None:
     print(f"[dlmark {dt.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
@@ -53,7 +53,7 @@ def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
 
     index = hardware.device_index(spec.device)
     ctx = mx.cpu() if index is None else mx.gpu(index)
-    _log(f"{spec.model} on {spec.device}, batch {spec.batch_size}, {spec.threads} thread(s)")
+    log_progress(f"{spec.model} on {spec.device}, batch {spec.batch_size}, {spec.threads} thread(s)")
     net = models.build_net(spec.model, ctx)
     gflops = models.gflops_per_image(net, spec.model)
     # The input lives on the device before the clock starts: copying it in
@@ -65,7 +65,7 @@ def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
     def call() -> None:
         net(data).wait_to_read()
 
-    summary = timing.time_calls(call, spec.batch_size, timing.Budget(**spec.budget), progress=_log)
+    summary = timing.time_calls(call, spec.batch_size, timing.Budget(**spec.budget), progress=log_progress)
     peak = memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
     result = asdict(summary)
     result.update(
@@ -93,37 +93,69 @@ EMPTY_METRICS: dict[str, Any] = dict.fromkeys(
 EMPTY_METRICS.update(iterations=0, measure_seconds=0.0)
 
 
+def base_record(model: str, device: str, runtime: str, precision: str, machine: str) -> dict[str, Any]:
+    """The columns every result table starts with, plus the host facts."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": model,
+        "family": models.model_info(model).family,
+        "device": device,
+        "device_name": hardware.device_name(device),
+        "machine": machine,
+        "runtime": runtime,
+        "precision": precision,
+        "software": hardware.software(runtime),
+        "host": hardware.host_facts(),
+    }
+
+
+def skipped_over_max_batch(spec: ThroughputSpec, max_batch: dict[str, Any]) -> dict[str, Any] | None:
+    """An out_of_memory record for a batch above the largest that fits, else None.
+
+    Running such a point would only repeat the search's failed trial at a
+    larger size (minutes on a CPU, a crashed context on a GPU).
+    """
+    largest = max_batch.get("max_batch_size")
+    if max_batch.get("status") != "ok" or max_batch.get("reached_upper_bound") or largest is None:
+        return None
+    if spec.batch_size <= largest:
+        return None
+    record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
+    record.update(EMPTY_METRICS)
+    record.update(
+        batch_size=spec.batch_size,
+        status=runner.OUT_OF_MEMORY,
+        error=(
+            f"not run: batch {spec.batch_size} is above the largest batch that fits, "
+            f"{largest}, within {max_batch['memory_limit_mb']:.0f} MiB"
+        ),
+        threads=spec.threads,
+        settings=asdict(spec),
+    )
+    return record
+
+
 def run_throughput(spec: ThroughputSpec) -> dict[str, Any]:
     """Measure in a child process and return a complete record, whatever happened."""
-    info = models.model_info(spec.model)
     started = dt.datetime.now(dt.timezone.utc)
     outcome = runner.run_isolated(
         measure_throughput, spec, memory_limit_mb=spec.memory_limit_mb
     )
     finished = dt.datetime.now(dt.timezone.utc)
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "model": spec.model,
-        "family": info.family,
-        "device": spec.device,
-        "device_name": hardware.device_name(spec.device),
-        "machine": spec.machine,
-        "runtime": spec.runtime,
-        "precision": spec.precision,
-        "software": hardware.software(spec.runtime),
-        "batch_size": spec.batch_size,
-        "status": outcome.status,
-        "error": outcome.error,
-        "threads": spec.threads,
-        "started_at": started.isoformat(),
-        "finished_at": finished.isoformat(),
-        "settings": asdict(spec),
-        "host": hardware.host_facts(),
-    }
+    record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
     record.update(EMPTY_METRICS)
+    record.update(
+        batch_size=spec.batch_size,
+        status=outcome.status,
+        error=outcome.error,
+        threads=spec.threads,
+        started_at=started.isoformat(),
+        finished_at=finished.isoformat(),
+        settings=asdict(spec),
+    )
     if outcome.value is not None:
         record.update(outcome.value)
     else:
         record["peak_memory_mb"] = outcome.observed_peak_mb or None
-        _log(f"{spec.model} batch {spec.batch_size}: {outcome.status}: {outcome.error}")
+        log_progress(f"{spec.model} batch {spec.batch_size}: {outcome.status}: {outcome.error}")
     return record

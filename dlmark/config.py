@@ -131,6 +131,10 @@ def memory_limit_mb(config: dict[str, Any], model: str) -> float:
     return float(_override(config, model).get("cpu_memory_limit_mb", config["cpu_memory_limit_mb"]))
 
 
+def max_batch_settings(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(config.get("max_batch") or {})
+
+
 def cpu_threads(config: dict[str, Any]) -> int:
     return int(config.get("cpu_threads") or 0) or hardware.physical_cores()
 

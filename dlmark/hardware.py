@@ -68,6 +68,18 @@ def gpu_names() -> list[str]:
         pynvml.nvmlShutdown()
 
 
+def gpu_total_memory_mb(index: int) -> float:
+    """Total memory of GPU `index` in MiB, from NVML."""
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(index))
+        return info.total / 2**20
+    finally:
+        pynvml.nvmlShutdown()
+
+
 def device_index(device: str) -> int | None:
     """`gpu3` -> 3, `cpu` -> None."""
     match = re.fullmatch(r"gpu([0-9]+)", device)

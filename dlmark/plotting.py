@@ -132,6 +132,41 @@ def memory_vs_batch_size(frame: pd.DataFrame) -> Figure:
     return fig
 
 
+def max_batch_size(frame: pd.DataFrame) -> Figure:
+    """One bar per model (devices side by side), labelled with its value."""
+    frame = frame.assign(series=_series(frame)).sort_values(["family", "model"])
+    series = sorted(frame["series"].unique())
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * frame["model"].nunique() * len(series) + 2), 4.8))
+    sns.barplot(
+        data=frame,
+        x="model",
+        y="max_batch_size",
+        hue="series",
+        hue_order=series,
+        palette="colorblind",
+        ax=ax,
+    )
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%d", padding=2, fontsize=9)
+    capped = frame[frame["reached_upper_bound"].astype(bool)]
+    note = f"\n(at least: {', '.join(capped['model'])} reached the search's upper bound)" if len(capped) else ""
+    limits = "; ".join(
+        f"{s}: {lim:,.0f} MiB" for s, lim in frame.groupby("series")["memory_limit_mb"].max().items()
+    )
+    ax.set_title(f"Largest batch size that fits in memory (limit {limits}){note}\n{_where(frame)}")
+    ax.set_xlabel("")
+    ax.set_ylabel("largest batch size (images)")
+    ax.tick_params(axis="x", rotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    if len(series) > 1:
+        ax.legend(title="device / runtime", frameon=False)
+    elif ax.get_legend() is not None:
+        ax.get_legend().remove()
+    fig.tight_layout()
+    return fig
+
+
 def save(fig: Figure, png: str | Path, svg: str | Path | None = None) -> None:
     """Write the figure; PNG at print resolution, SVG for editing."""
     Path(png).parent.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,14 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import jsonschema
-import pandas as pd
 
 from dlmark.runner import STATUSES
+
+if TYPE_CHECKING:  # pandas is imported where tables are made: job scripts need not pay for it
+    import pandas as pd
 
 COMMON_COLUMNS = [
     "model",
@@ -52,6 +54,19 @@ THROUGHPUT_COLUMNS = COMMON_COLUMNS + [
     "error",
 ]
 
+MAX_BATCH_COLUMNS = COMMON_COLUMNS + [
+    "max_batch_size",
+    "memory_limit_mb",
+    "memory_at_max_mb",
+    "trials",
+    # Beyond the contract:
+    "status",
+    "reached_upper_bound",
+    "step",
+    "search_seconds",
+    "error",
+]
+
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 
 THROUGHPUT_RECORD_SCHEMA: dict[str, Any] = {
@@ -64,6 +79,20 @@ THROUGHPUT_RECORD_SCHEMA: dict[str, Any] = {
         "throughput": _NUMBER_OR_NULL,
         "iterations": {"type": "integer", "minimum": 0},
         "peak_memory_mb": _NUMBER_OR_NULL,
+    },
+}
+
+
+MAX_BATCH_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": MAX_BATCH_COLUMNS[: MAX_BATCH_COLUMNS.index("trials") + 1] + ["status"],
+    "properties": {
+        **{c: {"type": "string"} for c in COMMON_COLUMNS},
+        "max_batch_size": {"type": "integer", "minimum": 0},
+        "memory_limit_mb": {"type": "number"},
+        "memory_at_max_mb": _NUMBER_OR_NULL,
+        "trials": {"type": "integer", "minimum": 0},
+        "status": {"enum": list(STATUSES)},
     },
 }
 
@@ -102,7 +131,7 @@ def write_json(path: str | Path, record: dict[str, Any]) -> None:
     _atomic_write(path, lambda f: json.dump(_clean(record), f, indent=1, allow_nan=False))
 
 
-def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+def write_csv(path: str | Path, frame: "pd.DataFrame") -> None:
     _atomic_write(path, lambda f: frame.to_csv(f, index=False))
 
 
@@ -124,8 +153,10 @@ def read_record(path: str | Path, schema: dict[str, Any] = THROUGHPUT_RECORD_SCH
     return record
 
 
-def table(records: Iterable[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+def table(records: Iterable[dict[str, Any]], columns: list[str]) -> "pd.DataFrame":
     """Tidy table with the contract's columns first, sorted for stable diffs."""
+    import pandas as pd
+
     frame = pd.DataFrame.from_records(list(records))
     for column in columns:
         if column not in frame:
@@ -135,5 +166,9 @@ def table(records: Iterable[dict[str, Any]], columns: list[str]) -> pd.DataFrame
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def throughput_table(paths: Iterable[str | Path]) -> pd.DataFrame:
+def throughput_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
     return table((read_record(p) for p in paths), THROUGHPUT_COLUMNS)
+
+
+def max_batch_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
+    return table((read_record(p, MAX_BATCH_RECORD_SCHEMA) for p in paths), MAX_BATCH_COLUMNS)

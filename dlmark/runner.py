@@ -78,7 +78,7 @@ def run_isolated(
     arg: Any,
     memory_limit_mb: float | None = None,
     timeout_s: float | None = None,
-    poll_s: float = 0.02,
+    poll_s: float = 0.05,
 ) -> Outcome:
     """Call `target(arg)` in a spawned process; never raise for its failures.
 
@@ -88,6 +88,8 @@ def run_isolated(
     push the host into swap or the OOM killer stops early instead. The
     child's own peak (getrusage) is checked too, for spikes between polls.
     """
+    if getattr(target, "__module__", None) == "__main__":
+        raise ValueError("run_isolated needs a target importable by module name, not from __main__")
     workdir = tempfile.mkdtemp(prefix="dlmark-child-")
     job_path = os.path.join(workdir, "job.pkl")
     answer_path = os.path.join(workdir, "answer.pkl")

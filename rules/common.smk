@@ -43,11 +43,22 @@ def throughput_results():
     ]
 
 
+def max_batch_results():
+    return sorted(
+        {
+            f"{RAW}/max_batch/{t.device}/{t.runtime}-{t.precision}/{t.model}.json"
+            for t in dlconfig.targets(config)
+        }
+    )
+
+
 def final_outputs():
     return [
         "results/throughput.csv",
+        "results/max_batch_size.csv",
         "results/figures/throughput_vs_batch_size.png",
         "results/figures/memory_vs_batch_size.png",
+        "results/figures/max_batch_size.png",
     ]
 
 

@@ -34,3 +34,22 @@ rule plot_memory:
         "../environment.yml"
     script:
         "../scripts/plot_memory.py"
+
+
+rule plot_max_batch:
+    """Largest batch size per model, devices side by side."""
+    input:
+        "results/max_batch_size.csv",
+    output:
+        png=report(
+            "results/figures/max_batch_size.png",
+            caption="../report/max_batch_size.rst",
+            category="Memory",
+        ),
+        svg="results/figures/max_batch_size.svg",
+    log:
+        "logs/plot_max_batch.log",
+    conda:
+        "../environment.yml"
+    script:
+        "../scripts/plot_max_batch.py"

@@ -1,5 +1,7 @@
 rule throughput:
     """Time one model at one batch size on one device, in a fresh process."""
+    input:
+        max_batch=f"{RAW}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.json",
     output:
         f"{RAW}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.json",
     log:

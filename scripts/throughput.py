@@ -15,4 +15,6 @@ spec = benchmark.ThroughputSpec(
     budget=snakemake.params.budget,
     memory_limit_mb=snakemake.params.memory_limit_mb,
 )
-results.write_json(snakemake.output[0], benchmark.run_throughput(spec))
+max_batch = results.read_record(snakemake.input.max_batch, results.MAX_BATCH_RECORD_SCHEMA)
+record = benchmark.skipped_over_max_batch(spec, max_batch) or benchmark.run_throughput(spec)
+results.write_json(snakemake.output[0], record)

@@ -33,3 +33,10 @@ def allocate(megabytes):
         block[i] = 1
     time.sleep(2)
     return {"held_mb": len(block) // 2**20}
+
+
+def killed_above_16(spec):
+    """A trial the kernel 'kills' above batch 16; below, memory is 100 + batch MiB."""
+    if spec.batch_size > 16:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"peak_memory_mb": 100.0 + spec.batch_size}

@@ -18,6 +18,8 @@ TINY_CONFIG = {
     "models": ["mobilenet0.25", "squeezenet1.1"],
     "batch_sizes": [1, 2],
     "cpu_threads": 1,
+    "cpu_memory_limit_mb": 400,
+    "max_batch": {"upper_bound": 256},
     "measure": {
         "warmup_min_seconds": 0.05,
         "warmup_max_seconds": 1,

@@ -20,11 +20,13 @@ from dlmark import results
 pytestmark = pytest.mark.workflow
 
 RAW = "results/raw/ci/throughput/cpu/mxnet-float32"
-FIGURES = ["throughput_vs_batch_size.png", "memory_vs_batch_size.png"]
+FIGURES = ["throughput_vs_batch_size.png", "memory_vs_batch_size.png", "max_batch_size.png"]
 
 
-def mtimes(workdir: Path) -> dict[str, float]:
-    return {str(p.relative_to(workdir)): p.stat().st_mtime_ns for p in (workdir / "results/raw").rglob("*.json")}
+def mtimes(workdir: Path, stage: str = "throughput") -> dict[str, float]:
+    """Modification times of one stage's result files, by path."""
+    folder = workdir / "results/raw/ci" / stage
+    return {str(p.relative_to(workdir)): p.stat().st_mtime_ns for p in folder.rglob("*.json")}
 
 
 def jobs_run(output: str) -> dict[str, int]:
@@ -76,7 +78,7 @@ def test_figures_decode_as_images(workdir):
 
 def test_benchmarks_never_overlap_even_with_more_cores(workdir):
     spans = []
-    for path in (workdir / "results/raw").rglob("*.json"):
+    for path in (workdir / "results/raw/ci/throughput").rglob("*.json"):
         record = json.loads(path.read_text())
         spans.append((record["started_at"], record["finished_at"]))
     spans.sort()
@@ -119,17 +121,21 @@ def test_changing_one_models_budget_reruns_that_model_only(workdir):
 
 def test_failure_in_one_target_is_a_status_row_and_the_rest_completes(tmp_path, tiny_config):
     tiny_config["batch_sizes"] = [1]
-    # A memory budget far below what the model needs: this point must fail.
+    # A memory budget far below what the model needs even at batch 1.
     tiny_config["model_overrides"] = {"squeezenet1.1": {"cpu_memory_limit_mb": 60}}
     write_config(tmp_path, tiny_config)
     snakemake(tmp_path)
     frame = pd.read_csv(tmp_path / "results/throughput.csv").set_index("model")
     assert frame.loc["mobilenet0.25", "status"] == "ok"
     assert frame.loc["squeezenet1.1", "status"] == "out_of_memory"
-    assert "memory limit of 60 MiB" in frame.loc["squeezenet1.1", "error"]
+    assert "above the largest batch that fits, 0, within 60 MiB" in frame.loc["squeezenet1.1", "error"]
     assert pd.isna(frame.loc["squeezenet1.1", "throughput"])
     for name in FIGURES:
         assert (tmp_path / "results/figures" / name).stat().st_size > 0
+    # The largest-batch search says why: not even batch 1 fits the limit.
+    largest = pd.read_csv(tmp_path / "results/max_batch_size.csv").set_index("model")
+    assert largest.loc["squeezenet1.1", "max_batch_size"] == 0
+    assert largest.loc["squeezenet1.1", "trials"] == 1
 
 
 def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny_config):
@@ -144,7 +150,7 @@ def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny
     )
     raw = tmp_path / "results/raw"
     deadline = time.monotonic() + 120
-    while not list(raw.rglob("*.json")) and time.monotonic() < deadline:
+    while not mtimes(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)  # let the next benchmark get under way
     os.killpg(process.pid, signal.SIGINT)
@@ -153,8 +159,11 @@ def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny
     assert 1 <= len(finished) < 4, "the interrupt should land mid-sweep"
     for path in raw.rglob("*"):
         assert not path.name.endswith(".tmp"), f"temporary file left behind: {path}"
-    for path in raw.rglob("*.json"):
-        results.read_record(path)  # every file that exists is complete
+    # Every file that exists is complete.
+    for path in (raw / "ci/throughput").rglob("*.json"):
+        results.read_record(path)
+    for path in (raw / "ci/max_batch").rglob("*.json"):
+        results.read_record(path, results.MAX_BATCH_RECORD_SCHEMA)
     result = snakemake(tmp_path)
     assert jobs_run(result.stdout + result.stderr).get("throughput") == 4 - len(finished)
     after = mtimes(tmp_path)

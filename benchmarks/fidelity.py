@@ -1,0 +1,155 @@
+"""Fidelity: dlmark's throughput against a bare loop of forward calls.
+
+The bare loop is what a careful person would time by hand: a hybridized
+network, a few warm-up calls, then N forward calls back to back with a
+single synchronisation at the end. dlmark synchronises after every call
+(it needs per-call latencies), so this ratio shows what that costs. Both
+run in fresh processes with the same thread count, alternated A/B/A/B so
+that drift of a shared machine hits both alike.
+
+    python benchmarks/fidelity.py [--model resnet18_v1] [--batch 8] [--pairs 4] [--interleaved 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import yaml
+
+from dlmark import benchmark, config as dlconfig, runner
+
+
+def bare_loop(args: tuple[str, int, int, float]) -> dict[str, float]:
+    model, batch, threads, seconds = args
+    benchmark.limit_threads(threads)
+    import mxnet as mx
+
+    from dlmark import models
+
+    net = models.build_net(model, mx.cpu())
+    data = mx.nd.random.uniform(shape=models.input_shape(model, batch))
+    for _ in range(5):
+        net(data)
+    mx.nd.waitall()
+    # Size the loop to last about as long as dlmark measures.
+    t0 = time.perf_counter()
+    net(data).wait_to_read()
+    calls = max(5, int(seconds / (time.perf_counter() - t0)))
+    t0 = time.perf_counter_ns()
+    for _ in range(calls):
+        net(data)
+    mx.nd.waitall()
+    elapsed = (time.perf_counter_ns() - t0) / 1e9
+    return {"throughput": calls * batch / elapsed, "calls": calls, "seconds": elapsed}
+
+
+def interleaved(args: tuple[str, int, int, int, int]) -> dict[str, float]:
+    """Both timing styles in one process, alternating in short blocks.
+
+    On a shared machine, throughput drifts by several percent from one
+    process to the next; alternating blocks of K calls within one process
+    exposes both styles to the same drift, so their ratio isolates what
+    dlmark's per-call synchronisation and per-call clock reads cost.
+    """
+    model, batch, threads, blocks, calls = args
+    benchmark.limit_threads(threads)
+    import mxnet as mx
+
+    from dlmark import models
+
+    net = models.build_net(model, mx.cpu())
+    data = mx.nd.random.uniform(shape=models.input_shape(model, batch))
+    for _ in range(5):
+        net(data).wait_to_read()
+    per_call_ns, bare_ns = 0, 0
+    for _ in range(blocks):
+        t_block = 0
+        for _ in range(calls):  # dlmark style: clock, call, sync, clock
+            t0 = time.perf_counter_ns()
+            net(data).wait_to_read()
+            t_block += time.perf_counter_ns() - t0
+        per_call_ns += t_block
+        t0 = time.perf_counter_ns()  # bare style: calls back to back, one sync
+        for _ in range(calls):
+            net(data)
+        mx.nd.waitall()
+        bare_ns += time.perf_counter_ns() - t0
+    images = blocks * calls * batch
+    return {"dlmark": images / (per_call_ns / 1e9), "bare": images / (bare_ns / 1e9)}
+
+
+def main() -> None:
+    # The child process imports its target by module name; "__main__" would
+    # name the runner there, so take the loop from this file as a module.
+    global importable_bare_loop
+    from fidelity import bare_loop as importable_bare_loop
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="resnet18_v1")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--interleaved", type=int, default=5)
+    parser.add_argument("--config", default="config.yaml")
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="measuring time of each side (longer = less noise)"
+    )
+    args = parser.parse_args()
+    with open(args.config, encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    config.setdefault("measure", {})
+    threads = dlconfig.cpu_threads(config)
+    spec = benchmark.ThroughputSpec(
+        model=args.model,
+        device="cpu",
+        runtime="mxnet",
+        precision="float32",
+        batch_size=args.batch,
+        machine="fidelity",
+        threads=threads,
+        budget=dlconfig.measure_settings(config, args.model)
+        | {"min_seconds": args.seconds, "max_seconds": args.seconds},
+    )
+    ratios = []
+    for pair in range(args.pairs):
+        record = benchmark.run_throughput(spec)
+        bare = runner.run_isolated(importable_bare_loop, (args.model, args.batch, threads, record["measure_seconds"]))
+        assert bare.value is not None, bare.error
+        ratio = record["throughput"] / bare.value["throughput"]
+        ratios.append(ratio)
+        print(
+            f"pair {pair + 1}: dlmark {record['throughput']:.2f} img/s "
+            f"[{record['throughput_ci95_low']:.2f}, {record['throughput_ci95_high']:.2f}] "
+            f"({record['iterations']} calls), bare loop {bare.value['throughput']:.2f} img/s "
+            f"({bare.value['calls']} calls), ratio {ratio:.3f}",
+            flush=True,
+        )
+    from fidelity import interleaved as importable_interleaved
+
+    inner = []
+    for run in range(args.interleaved):
+        inter = runner.run_isolated(importable_interleaved, (args.model, args.batch, threads, 12, 5))
+        assert inter.value is not None, inter.error
+        inner.append(inter.value["dlmark"] / inter.value["bare"])
+        print(
+            f"interleaved run {run + 1} (12 blocks of 5 calls each way, one process): "
+            f"per-call sync {inter.value['dlmark']:.2f} img/s, bare {inter.value['bare']:.2f} img/s, "
+            f"ratio {inner[-1]:.3f}",
+            flush=True,
+        )
+    print(f"fidelity of {args.model} at batch {args.batch} (target >= 0.97):")
+    if ratios:
+        print(
+            f"  whole pipeline vs bare loop in the next process: median {statistics.median(ratios):.3f} "
+            f"(min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} pairs)"
+        )
+    if inner:
+        print(
+            f"  timing method, interleaved in one process: median {statistics.median(inner):.3f} "
+            f"(min {min(inner):.3f}, max {max(inner):.3f}, {len(inner)} processes)"
+        )
+
+
+if __name__ == "__main__":
+    main()

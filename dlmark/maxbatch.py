@@ -1,0 +1,289 @@
+"""The largest batch size that fits a memory limit, in a handful of trials.
+
+Memory of an inference pass grows almost linearly with the batch size
+(weights and workspace once, activations per image), so two cheap trials
+at small batches predict the boundary; trials at the prediction and one
+step beyond it then prove it. Only when memory bends away from the line
+does the search fall back to bracketing, and then it still guesses by
+interpolation rather than halving.
+
+Each trial runs in a fresh child process (`dlmark.runner`): MXNet never
+returns memory after an allocation failure, and a trial killed for going
+over the limit, by us or by the kernel, simply counts as "does not fit".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from dlmark import hardware, memory, models, runner
+from dlmark.benchmark import base_record, limit_threads, log_progress
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    model: str
+    device: str
+    batch_size: int
+    threads: int
+
+
+@dataclass
+class Trial:
+    batch_size: int
+    fits: bool
+    peak_memory_mb: float
+    seconds: float
+    note: str | None = None
+
+
+@dataclass
+class SearchResult:
+    max_batch_size: int
+    memory_limit_mb: float
+    memory_at_max_mb: float | None
+    trials: list[Trial] = field(default_factory=list)
+    reached_upper_bound: bool = False
+    method: str = "linear"
+
+    @property
+    def seconds(self) -> float:
+        return sum(t.seconds for t in self.trials)
+
+
+def run_trial(spec: TrialSpec) -> dict[str, Any]:
+    """Two forward passes at one batch size; report the process's peak memory.
+
+    Runs in the child. Two calls, not one: the second shows whether memory
+    settles after the first call's allocations (static_alloc plans once).
+    """
+    limit_threads(spec.threads)
+    import mxnet as mx
+
+    index = hardware.device_index(spec.device)
+    ctx = mx.cpu() if index is None else mx.gpu(index)
+    net = models.build_net(spec.model, ctx)
+    data = mx.nd.random.uniform(shape=models.input_shape(spec.model, spec.batch_size), ctx=ctx)
+    for _ in range(2):
+        net(data).wait_to_read()
+    peak = memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
+    return {"peak_memory_mb": peak}
+
+
+TrialFn = Callable[[int], Trial]
+
+
+def isolated_trial(
+    model: str,
+    device: str,
+    threads: int,
+    memory_limit_mb: float,
+    target: Callable[[TrialSpec], dict[str, Any]] = run_trial,
+) -> TrialFn:
+    """A trial function that runs each batch size in a watched child process."""
+
+    def trial(batch_size: int) -> Trial:
+        started = time.monotonic()
+        outcome = runner.run_isolated(
+            target,
+            TrialSpec(model, device, batch_size, threads),
+            memory_limit_mb=memory_limit_mb if device == "cpu" else None,
+        )
+        seconds = time.monotonic() - started
+        if outcome.status == runner.OK and outcome.value is not None:
+            peak = float(outcome.value["peak_memory_mb"])
+            fits = peak <= memory_limit_mb
+            return Trial(batch_size, fits, peak, seconds, None if fits else "over the limit")
+        if outcome.status == runner.OUT_OF_MEMORY:
+            return Trial(batch_size, False, outcome.observed_peak_mb, seconds, outcome.error)
+        raise RuntimeError(f"trial of {model} at batch {batch_size} failed: {outcome.error}")
+
+    return trial
+
+
+def _line_crossing(a: Trial, b: Trial, limit: float) -> float | None:
+    """Batch size where the line through trials a and b reaches `limit`."""
+    if a.batch_size == b.batch_size:
+        return None
+    slope = (b.peak_memory_mb - a.peak_memory_mb) / (b.batch_size - a.batch_size)
+    if slope <= 0:
+        return None
+    return a.batch_size + (limit - a.peak_memory_mb) / slope
+
+
+def _next_guess(lo: Trial, below: Trial | None, hi: Trial | None, limit: float) -> int | None:
+    """Where to try next, strictly between the fitting `lo` and failing `hi`.
+
+    The line through the two largest fitting trials predicts the boundary
+    (memory is close to linear in the batch size). If that line overshoots
+    a batch already known not to fit, memory bends upward there: use the
+    line from `lo` to the failing trial instead when its peak was measured
+    beyond the limit, or else halve the bracket.
+    """
+    guess = _line_crossing(below, lo, limit) if below is not None else None
+    if hi is not None and (guess is None or guess >= hi.batch_size):
+        if hi.peak_memory_mb > limit:
+            guess = _line_crossing(lo, hi, limit)
+        if guess is None or guess >= hi.batch_size:
+            guess = (lo.batch_size + hi.batch_size) / 2
+    return None if guess is None else int(math.floor(guess))
+
+
+def find_max_batch(
+    trial: TrialFn,
+    memory_limit_mb: float,
+    upper_bound: int = 1024,
+    probe: int = 8,
+    step: int = 1,
+    log: Callable[[str], None] = lambda _: None,
+) -> SearchResult:
+    """Largest batch B with trial(B) fitting and trial(B+step) not (or B = upper bound).
+
+    Batch sizes above 1 are tried in multiples of `step` above the last
+    fitting one, so the answer is exact to `step` images.
+
+    Invariant: the trial `lo` fits, the trial `hi` does not (None while
+    unknown). Batch 1 comes first (if it does not fit, the answer is 0),
+    then a small probe gives the line; each next batch is the predicted
+    boundary, clamped strictly inside (lo, hi).
+    """
+    result = SearchResult(0, memory_limit_mb, None)
+
+    def attempt(batch: int) -> Trial:
+        t = trial(batch)
+        result.trials.append(t)
+        log(
+            f"trial {len(result.trials)}: batch {batch} "
+            f"{'fits' if t.fits else 'does not fit'} (peak {t.peak_memory_mb:.0f} MiB, {t.seconds:.1f} s)"
+        )
+        return t
+
+    first = attempt(1)
+    if not first.fits:
+        log(f"batch 1 needs more than the limit of {memory_limit_mb:.0f} MiB: max batch size 0")
+        return result
+    lo_trial: Trial = first
+    below: Trial | None = None
+    hi_trial: Trial | None = None
+    next_batch: int | None = min(max(probe, 1 + step), upper_bound)
+    while True:
+        lo = lo_trial.batch_size
+        hi = None if hi_trial is None else hi_trial.batch_size
+        if lo + step > upper_bound or (hi is not None and hi <= lo + step):
+            break
+        if next_batch is None:
+            guess = _next_guess(lo_trial, below, hi_trial, memory_limit_mb)
+            if guess is None:  # no usable line yet: double
+                guess = lo * 2
+            ceiling = upper_bound if hi is None else hi - 1
+            # Round to the step above lo; if the line says lo is the answer,
+            # this tries lo + step, which settles the search either way.
+            guess = min(guess, ceiling)
+            next_batch = lo + max(1, (guess - lo) // step) * step
+        t = attempt(next_batch)
+        next_batch = None
+        if t.fits:
+            below, lo_trial = lo_trial, t
+        else:
+            hi_trial = t
+    lo = lo_trial.batch_size
+    hi = None if hi_trial is None else hi_trial.batch_size
+    result.max_batch_size = lo
+    result.reached_upper_bound = hi is None
+    result.memory_at_max_mb = lo_trial.peak_memory_mb
+    return result
+
+
+def find_max_batch_doubling(
+    trial: TrialFn,
+    memory_limit_mb: float,
+    start: int = 1024,
+    upper_bound: int = 1 << 16,
+    log: Callable[[str], None] = lambda _: None,
+) -> SearchResult:
+    """The seed project's method, kept to compare against: double, then bisect."""
+    result = SearchResult(0, memory_limit_mb, None, method="doubling")
+
+    def attempt(batch: int) -> bool:
+        t = trial(batch)
+        result.trials.append(t)
+        log(f"trial {len(result.trials)}: batch {batch} {'fits' if t.fits else 'does not fit'}")
+        return t.fits
+
+    lo, hi = 0, start
+    while attempt(hi):
+        lo, hi = hi, hi * 2
+        if hi > upper_bound:
+            result.max_batch_size, result.reached_upper_bound = lo, True
+            return result
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if attempt(mid):
+            lo = mid
+        else:
+            hi = mid
+    result.max_batch_size = lo
+    result.memory_at_max_mb = next(
+        (t.peak_memory_mb for t in reversed(result.trials) if t.fits and t.batch_size == lo), None
+    )
+    return result
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    model: str
+    device: str
+    runtime: str
+    precision: str
+    machine: str
+    threads: int
+    memory_limit_mb: float | None  # None on a GPU: its memory less the margin
+    upper_bound: int = 1024
+    probe: int = 8
+    step: int = 1
+    gpu_memory_margin_mb: float = 1024.0
+
+
+def memory_limit_for(spec: SearchSpec) -> float:
+    """The limit the search works against, on a CPU (config) or a GPU (NVML)."""
+    if spec.device == "cpu":
+        if spec.memory_limit_mb is None:
+            raise ValueError("a CPU search needs cpu_memory_limit_mb from the config")
+        return spec.memory_limit_mb
+    index = hardware.device_index(spec.device)
+    total = hardware.gpu_total_memory_mb(index)
+    return total - spec.gpu_memory_margin_mb
+
+
+def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> dict[str, Any]:
+    """Search and return a complete record, also when a trial crashes."""
+    limit = memory_limit_for(spec)
+    trial = trial or isolated_trial(spec.model, spec.device, spec.threads, limit)
+    record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
+    log_progress(f"{spec.model} on {spec.device}: largest batch within {limit:.0f} MiB (up to {spec.upper_bound})")
+    started = time.monotonic()
+    try:
+        result = find_max_batch(
+            trial, limit, upper_bound=spec.upper_bound, probe=spec.probe, step=spec.step, log=log_progress
+        )
+        status, error = runner.OK, None
+    except RuntimeError as exc:
+        result, status, error = SearchResult(0, limit, None), runner.ERROR, str(exc)
+    log_progress(f"{spec.model}: max batch size {result.max_batch_size} after {len(result.trials)} trials")
+    record.update(
+        status=status,
+        error=error,
+        max_batch_size=result.max_batch_size,
+        memory_limit_mb=limit,
+        memory_at_max_mb=result.memory_at_max_mb,
+        trials=len(result.trials),
+        search_seconds=time.monotonic() - started,
+        reached_upper_bound=result.reached_upper_bound,
+        step=spec.step,
+        trial_log=[asdict(t) for t in result.trials],
+        settings=asdict(spec),
+    )
+    return record

@@ -1,0 +1,19 @@
+rule max_batch:
+    """Largest batch size of one model that fits the device's memory limit."""
+    output:
+        f"{RAW}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.json",
+    log:
+        f"logs/{MACHINE}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.log",
+    conda:
+        "../environment.yml"
+    threads: dlconfig.cpu_threads(config)
+    resources:
+        benchmark_slot=1,
+        gpu=lambda wildcards: int(wildcards.device != "cpu"),
+    params:
+        machine=MACHINE,
+        threads=benchmark_threads,
+        memory_limit_mb=memory_limit_mb,
+        search=dlconfig.max_batch_settings(config),
+    script:
+        "../scripts/max_batch.py"

@@ -1,0 +1,17 @@
+"""Snakemake glue: search one model's largest batch size and write its JSON."""
+
+from dlmark import joblog, maxbatch, results
+
+joblog.redirect(snakemake.log[0])
+w = snakemake.wildcards
+spec = maxbatch.SearchSpec(
+    model=w.model,
+    device=w.device,
+    runtime=w.runtime,
+    precision=w.precision,
+    machine=snakemake.params.machine,
+    threads=snakemake.params.threads,
+    memory_limit_mb=snakemake.params.memory_limit_mb,
+    **snakemake.params.search,
+)
+results.write_json(snakemake.output[0], maxbatch.run_search(spec))

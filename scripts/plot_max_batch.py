@@ -1,0 +1,9 @@
+"""Snakemake glue: draw max_batch_size.png/.svg."""
+
+import pandas as pd
+
+from dlmark import joblog, plotting
+
+joblog.redirect(snakemake.log[0])
+figure = plotting.max_batch_size(pd.read_csv(snakemake.input[0]))
+plotting.save(figure, snakemake.output.png, snakemake.output.svg)

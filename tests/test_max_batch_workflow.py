@@ -1,0 +1,75 @@
+"""End-to-end largest-batch search, checked by trials the test runs itself."""
+
+import child_targets
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import snakemake, write_config
+from dlmark import benchmark, maxbatch
+
+MODEL = "squeezenet1.1"  # about 7 MiB per image: boundaries far apart
+
+
+@pytest.mark.workflow
+def test_reported_max_batch_fits_and_the_next_does_not(tmp_path, tiny_config):
+    # Put the limit halfway between the peaks of batch 20 and 21, so the
+    # answer is well inside the search range and clear of run-to-run noise.
+    probe = maxbatch.isolated_trial(MODEL, "cpu", 1, memory_limit_mb=1e9)
+    limit = (probe(20).peak_memory_mb + probe(21).peak_memory_mb) / 2
+    tiny_config.update(models=[MODEL], batch_sizes=[1, 32], cpu_memory_limit_mb=limit)
+    write_config(tmp_path, tiny_config)
+    snakemake(tmp_path)
+
+    row = pd.read_csv(tmp_path / "results/max_batch_size.csv").iloc[0]
+    assert row["model"] == MODEL and row["status"] == "ok"
+    assert row["max_batch_size"] == 20
+    assert row["memory_limit_mb"] == pytest.approx(limit)
+    assert row["memory_at_max_mb"] <= limit
+    assert 2 <= row["trials"] <= 6
+
+    check = maxbatch.isolated_trial(MODEL, "cpu", 1, memory_limit_mb=limit)
+    assert check(20).fits
+    assert not check(21).fits
+
+    throughput = pd.read_csv(tmp_path / "results/throughput.csv").set_index("batch_size")
+    assert throughput.loc[1, "status"] == "ok"
+    assert throughput.loc[32, "status"] == "out_of_memory"
+    assert "not run" in throughput.loc[32, "error"]
+    with Image.open(tmp_path / "results/figures/max_batch_size.png") as image:
+        image.verify()
+
+
+def test_a_killed_trial_counts_as_not_fitting():
+    spec = maxbatch.SearchSpec(
+        model="mobilenet0.25",
+        device="cpu",
+        runtime="mxnet",
+        precision="float32",
+        machine="ci",
+        threads=1,
+        memory_limit_mb=1000,
+        upper_bound=256,
+    )
+    trial = maxbatch.isolated_trial(
+        spec.model, "cpu", 1, 1000, target=child_targets.killed_above_16
+    )
+    record = maxbatch.run_search(spec, trial)
+    assert record["status"] == "ok"
+    assert record["max_batch_size"] == 16
+    notes = [t["note"] or "" for t in record["trial_log"] if not t["fits"]]
+    assert notes and all("SIGKILL" in n for n in notes)
+
+
+def test_batches_above_the_largest_are_recorded_without_running():
+    spec = benchmark.ThroughputSpec(
+        model="resnet18_v1", device="cpu", runtime="mxnet", precision="float32",
+        batch_size=64, machine="ci", threads=1,
+    )
+    found = {"status": "ok", "max_batch_size": 40, "memory_limit_mb": 1024, "reached_upper_bound": False}
+    record = benchmark.skipped_over_max_batch(spec, found)
+    assert record["status"] == "out_of_memory"
+    assert "above the largest batch that fits, 40, within 1024 MiB" in record["error"]
+    assert benchmark.skipped_over_max_batch(spec, found | {"max_batch_size": 64}) is None
+    # A search that stopped at its upper bound proves nothing above it.
+    assert benchmark.skipped_over_max_batch(spec, found | {"reached_upper_bound": True}) is None

@@ -1,0 +1,85 @@
+import pytest
+
+from dlmark import maxbatch
+
+
+def synthetic(memory_of):
+    """A trial whose peak memory follows `memory_of(batch)`; counts calls."""
+    calls = []
+
+    def trial(batch):
+        calls.append(batch)
+        peak = memory_of(batch)
+        return maxbatch.Trial(batch, peak <= LIMIT, peak, 0.0)
+
+    return trial, calls
+
+
+LIMIT = 1000.0
+
+
+def brute_force(memory_of, upper=4096):
+    return max((b for b in range(1, upper + 1) if memory_of(b) <= LIMIT), default=0)
+
+
+@pytest.mark.parametrize(
+    "memory_of",
+    [
+        lambda b: 100 + 7.3 * b,  # linear, like most CNNs
+        lambda b: 250 + 1.1 * b,
+        lambda b: 100 + 5 * b + 0.01 * b * b,  # bends upward
+        lambda b: 100 + 30 * b ** 0.8,  # bends downward
+        lambda b: 100 + 7 * b + (40 if b > 64 else 0),  # a step (a new pool chunk)
+    ],
+)
+def test_finds_the_exact_boundary(memory_of):
+    trial, calls = synthetic(memory_of)
+    result = maxbatch.find_max_batch(trial, LIMIT, upper_bound=4096)
+    expected = brute_force(memory_of)
+    assert result.max_batch_size == expected
+    # The proof is in the trials: B fitted and B+1 did not.
+    tried = {t.batch_size: t.fits for t in result.trials}
+    assert tried[expected] is True and tried[expected + 1] is False
+    assert len(result.trials) == len(calls) <= 8
+
+
+def test_linear_memory_needs_four_trials():
+    trial, calls = synthetic(lambda b: 100 + 7.3 * b)
+    result = maxbatch.find_max_batch(trial, LIMIT)
+    assert result.max_batch_size == 123
+    assert calls == [1, 8, 123, 124]
+    assert result.memory_at_max_mb == pytest.approx(100 + 7.3 * 123)
+
+
+def test_limit_below_batch_one_gives_zero_after_one_trial():
+    trial, calls = synthetic(lambda b: 1500 + b)
+    result = maxbatch.find_max_batch(trial, LIMIT)
+    assert result.max_batch_size == 0
+    assert calls == [1]
+
+
+def test_upper_bound_stops_a_runaway_search():
+    trial, _ = synthetic(lambda b: 10 + 0.001 * b)
+    result = maxbatch.find_max_batch(trial, LIMIT, upper_bound=256)
+    assert result.max_batch_size == 256
+    assert result.reached_upper_bound
+    assert max(t.batch_size for t in result.trials) == 256
+
+
+def test_step_sets_the_granularity():
+    trial, _ = synthetic(lambda b: 100 + 7.3 * b)
+    result = maxbatch.find_max_batch(trial, LIMIT, step=8)
+    tried = {t.batch_size: t.fits for t in result.trials}
+    assert tried[result.max_batch_size] and not tried[result.max_batch_size + 8]
+    assert 123 - 8 < result.max_batch_size <= 123
+
+
+def test_doubling_and_bisecting_agrees_but_needs_more_trials():
+    memory_of = lambda b: 100 + 7.3 * b  # noqa: E731
+    fast, _ = synthetic(memory_of)
+    seed, _ = synthetic(memory_of)
+    ours = maxbatch.find_max_batch(fast, LIMIT)
+    theirs = maxbatch.find_max_batch_doubling(seed, LIMIT)
+    assert ours.max_batch_size == theirs.max_batch_size == 123
+    assert len(theirs.trials) == 11  # 1024, then bisecting [0, 1024)
+    assert len(ours.trials) < len(theirs.trials)
