@@ -35,9 +35,10 @@ class TrialSpec:
 class Trial:
     batch_size: int
     fits: bool
-    peak_memory_mb: float
+    peak_memory_mb: float  # a lower bound only when the trial was stopped early
     seconds: float
     note: str | None = None
+    complete: bool = True  # ran to the end, so its peak is the true peak
 
 
 @dataclass
@@ -76,6 +77,12 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
 TrialFn = Callable[[int], Trial]
 
 
+# On a CPU, a trial may run past the limit up to this factor before it is
+# stopped: a trial that completes gives its true peak, which places the
+# next guess far better than "somewhere above the limit" does.
+CPU_OVERSHOOT = 1.5
+
+
 def isolated_trial(
     model: str,
     device: str,
@@ -90,7 +97,7 @@ def isolated_trial(
         outcome = runner.run_isolated(
             target,
             TrialSpec(model, device, batch_size, threads),
-            memory_limit_mb=memory_limit_mb if device == "cpu" else None,
+            memory_limit_mb=memory_limit_mb * CPU_OVERSHOOT if device == "cpu" else None,
         )
         seconds = time.monotonic() - started
         if outcome.status == runner.OK and outcome.value is not None:
@@ -98,7 +105,7 @@ def isolated_trial(
             fits = peak <= memory_limit_mb
             return Trial(batch_size, fits, peak, seconds, None if fits else "over the limit")
         if outcome.status == runner.OUT_OF_MEMORY:
-            return Trial(batch_size, False, outcome.observed_peak_mb, seconds, outcome.error)
+            return Trial(batch_size, False, outcome.observed_peak_mb, seconds, outcome.error, False)
         raise RuntimeError(f"trial of {model} at batch {batch_size} failed: {outcome.error}")
 
     return trial
@@ -120,12 +127,12 @@ def _next_guess(lo: Trial, below: Trial | None, hi: Trial | None, limit: float) 
     The line through the two largest fitting trials predicts the boundary
     (memory is close to linear in the batch size). If that line overshoots
     a batch already known not to fit, memory bends upward there: use the
-    line from `lo` to the failing trial instead when its peak was measured
-    beyond the limit, or else halve the bracket.
+    line from `lo` to the failing trial instead when its true peak is
+    known, or else halve the bracket.
     """
     guess = _line_crossing(below, lo, limit) if below is not None else None
     if hi is not None and (guess is None or guess >= hi.batch_size):
-        if hi.peak_memory_mb > limit:
+        if hi.complete and hi.peak_memory_mb > limit:
             guess = _line_crossing(lo, hi, limit)
         if guess is None or guess >= hi.batch_size:
             guess = (lo.batch_size + hi.batch_size) / 2

@@ -66,6 +66,22 @@ def test_upper_bound_stops_a_runaway_search():
     assert max(t.batch_size for t in result.trials) == 256
 
 
+def test_a_trial_stopped_early_is_not_used_as_a_true_peak():
+    # Trials above the limit are stopped as soon as they cross it, so their
+    # peak reads just above the limit; interpolating with it would creep.
+    memory_of = lambda b: 100 + 5 * b + 0.01 * b * b  # noqa: E731
+
+    def trial(batch):
+        peak = memory_of(batch)
+        if peak > LIMIT:
+            return maxbatch.Trial(batch, False, LIMIT + 1, 0.0, "stopped", complete=False)
+        return maxbatch.Trial(batch, True, peak, 0.0)
+
+    result = maxbatch.find_max_batch(trial, LIMIT)
+    assert result.max_batch_size == brute_force(memory_of)
+    assert len(result.trials) <= 10  # bisection once the line has overshot
+
+
 def test_step_sets_the_granularity():
     trial, _ = synthetic(lambda b: 100 + 7.3 * b)
     result = maxbatch.find_max_batch(trial, LIMIT, step=8)
