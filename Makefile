@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake
 CORES ?= 1
 
-.PHONY: run test env lint fmt report bench-fidelity bench-repeat bench-overhead clean
+.PHONY: run test env lint fmt report bench-fidelity bench-repeat bench-overhead bench-max-batch clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,3 +50,6 @@ bench-repeat: $(STAMP)
 	bash benchmarks/overhead.sh bench/repeat-a
 	bash benchmarks/overhead.sh bench/repeat-b
 	$(BIN)/python benchmarks/repeatability.py bench/repeat-a/results/throughput.csv bench/repeat-b/results/throughput.csv
+
+bench-max-batch: $(STAMP)
+	$(BIN)/python benchmarks/max_batch_compare.py

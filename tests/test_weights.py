@@ -1,0 +1,100 @@
+"""Fetching weights over real HTTP from a server on 127.0.0.1."""
+
+import hashlib
+import http.server
+import io
+import threading
+import zipfile
+from functools import partial
+
+import pytest
+
+from dlmark import weights
+
+PAYLOAD = b"pretend these are the parameters of a network" * 100
+SHA1 = hashlib.sha1(PAYLOAD).hexdigest()
+
+
+def spec_for(tmp_path, url, **changes):
+    return weights.WeightsSpec(
+        model="mobilenet0.25", sha1=SHA1, dest_dir=str(tmp_path / "weights"), repo_url=url, timeout_s=5, **changes
+    )
+
+
+@pytest.fixture
+def model_store(tmp_path):
+    """A model-store folder served over HTTP: (root folder, base URL)."""
+    root = tmp_path / "store"
+    (root / "gluon/models").mkdir(parents=True)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+
+
+def publish(root, spec, payload):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(spec.file_name, payload)
+    (root / "gluon/models" / (spec.file_name[: -len(".params")] + ".zip")).write_bytes(buffer.getvalue())
+
+
+def test_good_file_is_fetched_verified_and_placed(tmp_path, model_store):
+    root, url = model_store
+    spec = spec_for(tmp_path, url)
+    publish(root, spec, PAYLOAD)
+    path = weights.fetch(spec)
+    assert path.name == f"mobilenet0.25-{SHA1[:8]}.params"
+    assert path.read_bytes() == PAYLOAD
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_corrupt_download_is_rejected_and_nothing_is_left(tmp_path, model_store):
+    root, url = model_store
+    spec = spec_for(tmp_path, url)
+    publish(root, spec, PAYLOAD[:-10] + b"corrupted!")
+    with pytest.raises(weights.WeightsError, match="expected " + SHA1):
+        weights.fetch(spec)
+    assert list((tmp_path / "weights").iterdir()) == []
+
+
+def test_dead_server_gives_the_offline_message(tmp_path):
+    spec = spec_for(tmp_path, "http://127.0.0.1:9/")  # nothing listens on the discard port
+    with pytest.raises(weights.WeightsError) as info:
+        weights.fetch(spec)
+    message = str(info.value)
+    assert "http://127.0.0.1:9/gluon/models/mobilenet0.25-" in message
+    assert spec.file_name in message and spec.dest_dir in message
+    assert list((tmp_path / "weights").iterdir()) == []
+
+
+def test_local_folder_is_used_without_any_network(tmp_path):
+    local = tmp_path / "mxnet-models"
+    local.mkdir()
+    spec = spec_for(tmp_path, "http://127.0.0.1:9/", local_dirs=(str(local),))
+    (local / spec.file_name).write_bytes(PAYLOAD)
+    assert weights.fetch(spec).read_bytes() == PAYLOAD
+
+
+def test_bad_local_copy_is_skipped_for_the_download(tmp_path, model_store):
+    root, url = model_store
+    local = tmp_path / "mxnet-models"
+    local.mkdir()
+    spec = spec_for(tmp_path, url, local_dirs=(str(local),))
+    (local / spec.file_name).write_bytes(b"truncated")
+    publish(root, spec, PAYLOAD)
+    assert weights.fetch(spec).read_bytes() == PAYLOAD
+
+
+def test_mxnet_gluon_repo_is_respected(tmp_path, monkeypatch):
+    monkeypatch.setenv("MXNET_GLUON_REPO", "http://mirror.example/mx")
+    spec = spec_for(tmp_path, None)
+    assert spec.url == f"http://mirror.example/mx/gluon/models/mobilenet0.25-{SHA1[:8]}.zip"
+
+
+def test_model_store_checksums_come_from_mxnet():
+    assert len(weights.model_store_sha1("resnet18_v1")) == 40
