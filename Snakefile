@@ -2,7 +2,7 @@
 
 Reading order: rules/common.smk (config checks, targets), then one file per
 stage: max_batch.smk (largest batch),
-throughput.smk (measure), aggregate.smk (JSON -> CSV), plot.smk.
+throughput.smk (measure), accuracy.smk (weights, ImageNet), aggregate.smk (JSON -> CSV), plot.smk.
 """
 
 from snakemake.utils import min_version
@@ -24,5 +24,6 @@ rule all:
 
 include: "rules/max_batch.smk"
 include: "rules/throughput.smk"
+include: "rules/accuracy.smk"
 include: "rules/aggregate.smk"
 include: "rules/plot.smk"

@@ -86,3 +86,65 @@ def evaluate(
         progress(done, len(samples))
     total = time.perf_counter() - started
     return AccuracyResult(top1 / done, top5 / done, done, total, inference)
+
+
+@dataclass(frozen=True)
+class AccuracySpec:
+    model: str
+    runtime: str
+    precision: str
+    machine: str
+    params_file: str
+    val_dir: str
+    labels_file: str | None
+    num_classes: int
+    images_per_class: int | None
+    batch_size: int
+    workers: int
+    threads: int
+
+
+def run_accuracy(spec: AccuracySpec) -> dict[str, Any]:
+    """Measure one model's accuracy and return its complete record."""
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from dlmark import imagenet, models
+    from dlmark.benchmark import base_record, limit_threads, log_progress
+
+    limit_threads(spec.threads)
+    import mxnet as mx
+
+    samples = imagenet.subset(
+        imagenet.discover(spec.val_dir, spec.labels_file, spec.num_classes), spec.images_per_class
+    )
+    log_progress(f"{spec.model}: {len(samples)} images from {spec.val_dir}")
+    net = models.build_net(spec.model, mx.cpu(), spec.params_file)
+    with tqdm(total=len(samples), unit="img", mininterval=10, desc=spec.model) as bar:
+        result = evaluate(
+            net,
+            samples,
+            models.model_info(spec.model).input_size,
+            spec.batch_size,
+            spec.workers,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
+    log_progress(
+        f"{spec.model}: top-1 {result.top1:.4f}, top-5 {result.top5:.4f} on {result.num_images} images; "
+        f"{result.images_per_second:.1f} img/s with decoding, {result.inference_images_per_second:.1f} "
+        "img/s inference alone"
+    )
+    record = base_record(spec.model, "cpu", spec.runtime, spec.precision, spec.machine)
+    record.update(
+        top1=result.top1,
+        top5=result.top5,
+        num_images=result.num_images,
+        source="measured",
+        images_per_second=result.images_per_second,
+        inference_images_per_second=result.inference_images_per_second,
+        seconds_total=result.seconds_total,
+        seconds_inference=result.seconds_inference,
+        settings=asdict(spec),
+    )
+    return record

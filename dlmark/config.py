@@ -93,6 +93,15 @@ def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> l
             problems.append(
                 f"config devices: unknown device '{device}'; use 'cpu' or 'gpu0', 'gpu1', ..."
             )
+    val_dir = (config.get("imagenet") or {}).get("val_dir")
+    if val_dir and not Path(val_dir).expanduser().is_dir():
+        problems.append(
+            f"config imagenet.val_dir: {val_dir} does not exist or is not a folder; point it at "
+            "the ILSVRC-2012 validation images, or remove it to use the published accuracies"
+        )
+    labels_file = (config.get("imagenet") or {}).get("labels_file")
+    if val_dir and labels_file and not Path(labels_file).expanduser().is_file():
+        problems.append(f"config imagenet.labels_file: {labels_file} does not exist")
     for variant in config.get("variants", []):
         pair = (variant.get("runtime"), variant.get("precision"))
         if pair not in KNOWN_VARIANTS:
@@ -129,6 +138,18 @@ def measure_settings(config: dict[str, Any], model: str) -> dict[str, float]:
 
 def memory_limit_mb(config: dict[str, Any], model: str) -> float:
     return float(_override(config, model).get("cpu_memory_limit_mb", config["cpu_memory_limit_mb"]))
+
+
+def measures_accuracy(config: dict[str, Any]) -> bool:
+    return bool((config.get("imagenet") or {}).get("val_dir"))
+
+
+def weights_sha1(config: dict[str, Any], model: str) -> str:
+    """The checksum a model's weights must have: the config's, else MXNet's."""
+    from dlmark import weights
+
+    custom = (config.get("weights") or {}).get("checksums") or {}
+    return custom.get(model) or weights.model_store_sha1(model)
 
 
 def max_batch_settings(config: dict[str, Any]) -> dict[str, Any]:

@@ -167,6 +167,79 @@ def max_batch_size(frame: pd.DataFrame) -> Figure:
     return fig
 
 
+def pick_batch(throughput: pd.DataFrame, batch_size: int) -> pd.DataFrame:
+    """Per model and variant, the ok row at `batch_size`, else the largest below it."""
+    ok = throughput[(throughput["status"] == "ok") & (throughput["batch_size"] <= batch_size)]
+    keys = ["machine", "device", "runtime", "precision", "model"]
+    return ok.sort_values("batch_size").groupby(keys, as_index=False).tail(1)
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Points no other point beats on both x and y (both higher-is-better)."""
+    ordered = points.sort_values([x, y], ascending=[False, False])
+    best = -float("inf")
+    keep = []
+    for index, value in ordered[y].items():
+        if value > best:
+            keep.append(index)
+            best = value
+    return ordered.loc[keep].sort_values(x)
+
+
+def throughput_vs_accuracy(throughput: pd.DataFrame, accuracy: pd.DataFrame, batch_size: int) -> Figure:
+    """Top-1 against throughput: families coloured, Pareto frontier drawn, every point labelled."""
+    speed = pick_batch(throughput, batch_size)
+    # Measured accuracy is device independent: one row per model and variant.
+    acc = accuracy.sort_values("source").drop_duplicates(["model", "runtime", "precision"])
+    points = speed.merge(
+        acc[["model", "runtime", "precision", "top1", "top5", "source"]],
+        on=["model", "runtime", "precision"],
+    )
+    points = points.assign(
+        top1_pct=points["top1"] * 100,
+        series=_series(points),
+        memory=points["peak_memory_mb"].round(-1),
+    ).rename(columns={"memory": "peak memory (MiB)"})
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    if points.empty:
+        ax.text(0.5, 0.5, "no model has both a throughput and an accuracy", ha="center", transform=ax.transAxes)
+        return fig
+    front = pareto_front(points, "throughput", "top1_pct")
+    # Between two frontier points, the best accuracy at a throughput is the
+    # next faster point's: the staircase steps down on the left.
+    ax.step(front["throughput"], front["top1_pct"], where="pre", linestyle="--", color="black",
+            linewidth=1, label="Pareto frontier", zorder=1)
+    sns.scatterplot(
+        data=points,
+        x="throughput",
+        y="top1_pct",
+        hue="family",
+        size="peak memory (MiB)",
+        sizes=(40, 400),
+        legend="brief",
+        style="source",
+        markers={"published": "o", "measured": "D"},
+        palette="colorblind",
+        alpha=0.85,
+        edgecolor="black",
+        ax=ax,
+        zorder=2,
+    )
+    several = points["series"].nunique() > 1
+    for _, row in points.iterrows():
+        label = row["model"] + (f"\n{row['runtime']}/{row['precision']}" if several else "")
+        ax.annotate(label, (row["throughput"], row["top1_pct"]), xytext=(6, 4),
+                    textcoords="offset points", fontsize=8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel(f"throughput (images/s, log scale) at batch {batch_size} or the largest below it")
+    ax.set_ylabel("ImageNet top-1 accuracy (%)")
+    ax.set_title(f"Accuracy vs speed: the best trade-offs lie on the frontier\n{_where(points)}")
+    ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def save(fig: Figure, png: str | Path, svg: str | Path | None = None) -> None:
     """Write the figure; PNG at print resolution, SVG for editing."""
     Path(png).parent.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,16 @@ MAX_BATCH_COLUMNS = COMMON_COLUMNS + [
     "error",
 ]
 
+ACCURACY_COLUMNS = COMMON_COLUMNS + [
+    "top1",
+    "top5",
+    "num_images",
+    "source",
+    # Beyond the contract: speed of the whole pass (decode included) and of inference alone.
+    "images_per_second",
+    "inference_images_per_second",
+]
+
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 
 THROUGHPUT_RECORD_SCHEMA: dict[str, Any] = {
@@ -93,6 +103,19 @@ MAX_BATCH_RECORD_SCHEMA: dict[str, Any] = {
         "memory_at_max_mb": _NUMBER_OR_NULL,
         "trials": {"type": "integer", "minimum": 0},
         "status": {"enum": list(STATUSES)},
+    },
+}
+
+
+ACCURACY_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ACCURACY_COLUMNS[: ACCURACY_COLUMNS.index("source") + 1],
+    "properties": {
+        **{c: {"type": "string"} for c in COMMON_COLUMNS},
+        "top1": {"type": "number", "minimum": 0, "maximum": 1},
+        "top5": {"type": "number", "minimum": 0, "maximum": 1},
+        "num_images": {"type": "integer", "minimum": 1},
+        "source": {"enum": ["measured", "published"]},
     },
 }
 
@@ -172,3 +195,43 @@ def throughput_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
 
 def max_batch_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
     return table((read_record(p, MAX_BATCH_RECORD_SCHEMA) for p in paths), MAX_BATCH_COLUMNS)
+
+
+def published_accuracy(models: Iterable[str]) -> "pd.DataFrame":
+    """Published ImageNet accuracies of `models` as accuracy rows (source=published)."""
+    from dlmark import models as zoo
+
+    rows = []
+    for name in models:
+        info = zoo.model_info(name)
+        rows.append(
+            {
+                "model": name,
+                "family": info.family,
+                "device": "any",
+                "device_name": "",
+                "machine": "published",
+                "runtime": "mxnet",
+                "precision": "float32",
+                "software": "mxnet model zoo",
+                "top1": info.top1,
+                "top5": info.top5,
+                "num_images": 50000,
+                "source": "published",
+            }
+        )
+    return table(rows, ACCURACY_COLUMNS)
+
+
+def accuracy_table(measured: Iterable[str | Path], models: Iterable[str]) -> "pd.DataFrame":
+    """Measured rows, plus published rows for model/runtime/precision not measured."""
+    import pandas as pd
+
+    found = table((read_record(p, ACCURACY_RECORD_SCHEMA) for p in measured), ACCURACY_COLUMNS)
+    published = published_accuracy(models)
+    done = set(zip(found["model"], found["runtime"], found["precision"]))
+    keep = [
+        (m, r, p) not in done
+        for m, r, p in zip(published["model"], published["runtime"], published["precision"])
+    ]
+    return table(pd.concat([found, published[keep]]).to_dict("records"), ACCURACY_COLUMNS)

@@ -9,6 +9,7 @@ would take it for the real one.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import os
@@ -18,6 +19,8 @@ import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -40,8 +43,7 @@ class WeightsSpec:
 
     @property
     def file_name(self) -> str:
-        """MXNet's model-store name: `<model>-<first 8 hex of sha1>.params`."""
-        return f"{self.model}-{self.sha1[:8]}.params"
+        return file_name(self.model, self.sha1)
 
     @property
     def url(self) -> str:
@@ -51,14 +53,31 @@ class WeightsSpec:
         return URL_FORMAT.format(repo_url=repo, file_name=self.file_name[: -len(".params")])
 
 
-def model_store_sha1(model: str) -> str:
-    """The SHA-1 MXNet's model store lists for `model`'s pretrained weights."""
-    from mxnet.gluon.model_zoo import model_store
+SHA1_TABLE = "model_store_sha1.csv"
 
+
+@lru_cache(maxsize=1)
+def _shipped_sha1() -> dict[str, str]:
+    text = resources.files("dlmark.data").joinpath(SHA1_TABLE).read_text(encoding="utf-8")
+    return {row["model"]: row["sha1"] for row in csv.DictReader(text.splitlines())}
+
+
+def model_store_sha1(model: str) -> str:
+    """The SHA-1 MXNet's model store lists for `model`'s pretrained weights.
+
+    Read from a shipped copy of mxnet's table (a test keeps it equal), so
+    the workflow can name weight files while building its DAG without
+    importing MXNet.
+    """
     try:
-        return model_store._model_sha1[model]
+        return _shipped_sha1()[model]
     except KeyError:
         raise WeightsError(f"MXNet's model store has no pretrained weights for '{model}'") from None
+
+
+def file_name(model: str, sha1: str) -> str:
+    """MXNet's model-store name: `<model>-<first 8 hex of sha1>.params`."""
+    return f"{model}-{sha1[:8]}.params"
 
 
 def sha1_of(path: str | Path) -> str:

@@ -24,3 +24,19 @@ rule aggregate_max_batch:
         "../environment.yml"
     script:
         "../scripts/aggregate_max_batch.py"
+
+
+rule aggregate_accuracy:
+    """Measured accuracies, and published ones for every model not measured."""
+    input:
+        accuracy_results(),
+    output:
+        "results/accuracy.csv",
+    log:
+        "logs/aggregate_accuracy.log",
+    conda:
+        "../environment.yml"
+    params:
+        models=config["models"],
+    script:
+        "../scripts/aggregate_accuracy.py"

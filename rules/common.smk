@@ -34,6 +34,7 @@ wildcard_constraints:
     precision=_alternatives({v["precision"] for v in config["variants"]}),
     model=_alternatives(config["models"]),
     batch="[1-9][0-9]*",
+    short_sha1="[0-9a-f]{8}",
 
 
 def throughput_results():
@@ -59,7 +60,25 @@ def final_outputs():
         "results/figures/throughput_vs_batch_size.png",
         "results/figures/memory_vs_batch_size.png",
         "results/figures/max_batch_size.png",
+        "results/accuracy.csv",
+        "results/figures/throughput_vs_accuracy.png",
     ]
+
+
+def accuracy_results():
+    """Measured accuracy targets; none without validation data (published values are used)."""
+    if not dlconfig.measures_accuracy(config):
+        return []
+    return [
+        f"{RAW}/accuracy/{v['runtime']}-{v['precision']}/{model}.json"
+        for v in config["variants"]
+        for model in config["models"]
+    ]
+
+
+def weights_file(wildcards):
+    sha1 = dlconfig.weights_sha1(config, wildcards.model)
+    return f"resources/weights/{wildcards.model}-{sha1[:8]}.params"
 
 
 def measure_settings(wildcards):

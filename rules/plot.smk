@@ -53,3 +53,25 @@ rule plot_max_batch:
         "../environment.yml"
     script:
         "../scripts/plot_max_batch.py"
+
+
+rule plot_throughput_vs_accuracy:
+    """Top-1 accuracy against throughput, Pareto frontier drawn."""
+    input:
+        throughput="results/throughput.csv",
+        accuracy="results/accuracy.csv",
+    output:
+        png=report(
+            "results/figures/throughput_vs_accuracy.png",
+            caption="../report/throughput_vs_accuracy.rst",
+            category="Accuracy",
+        ),
+        svg="results/figures/throughput_vs_accuracy.svg",
+    log:
+        "logs/plot_throughput_vs_accuracy.log",
+    conda:
+        "../environment.yml"
+    params:
+        batch_size=config["figures"]["accuracy_batch_size"],
+    script:
+        "../scripts/plot_throughput_vs_accuracy.py"

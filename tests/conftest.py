@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import io
 import subprocess
 import sys
+import threading
+import zipfile
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -61,3 +66,26 @@ def snakemake(workdir: Path, *args: str, cores: int = 1, check: bool = True, tim
 @pytest.fixture
 def tiny_config() -> dict:
     return yaml.safe_load(yaml.safe_dump(TINY_CONFIG))  # a deep copy
+
+
+@pytest.fixture
+def model_store(tmp_path):
+    """A model-store folder served over real HTTP on 127.0.0.1: (root folder, base URL)."""
+    root = tmp_path / "store"
+    (root / "gluon/models").mkdir(parents=True)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+
+
+def publish(root: Path, file_name: str, payload: bytes) -> None:
+    """Put `payload` in the store as MXNet does: <name>.zip holding <name>.params."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(file_name, payload)
+    (root / "gluon/models" / (file_name[: -len(".params")] + ".zip")).write_bytes(buffer.getvalue())

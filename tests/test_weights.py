@@ -1,14 +1,10 @@
 """Fetching weights over real HTTP from a server on 127.0.0.1."""
 
 import hashlib
-import http.server
-import io
-import threading
-import zipfile
-from functools import partial
 
 import pytest
 
+from conftest import publish
 from dlmark import weights
 
 PAYLOAD = b"pretend these are the parameters of a network" * 100
@@ -21,32 +17,10 @@ def spec_for(tmp_path, url, **changes):
     )
 
 
-@pytest.fixture
-def model_store(tmp_path):
-    """A model-store folder served over HTTP: (root folder, base URL)."""
-    root = tmp_path / "store"
-    (root / "gluon/models").mkdir(parents=True)
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_port}/"
-    server.shutdown()
-    server.server_close()
-
-
-def publish(root, spec, payload):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(spec.file_name, payload)
-    (root / "gluon/models" / (spec.file_name[: -len(".params")] + ".zip")).write_bytes(buffer.getvalue())
-
-
 def test_good_file_is_fetched_verified_and_placed(tmp_path, model_store):
     root, url = model_store
     spec = spec_for(tmp_path, url)
-    publish(root, spec, PAYLOAD)
+    publish(root, spec.file_name, PAYLOAD)
     path = weights.fetch(spec)
     assert path.name == f"mobilenet0.25-{SHA1[:8]}.params"
     assert path.read_bytes() == PAYLOAD
@@ -56,7 +30,7 @@ def test_good_file_is_fetched_verified_and_placed(tmp_path, model_store):
 def test_corrupt_download_is_rejected_and_nothing_is_left(tmp_path, model_store):
     root, url = model_store
     spec = spec_for(tmp_path, url)
-    publish(root, spec, PAYLOAD[:-10] + b"corrupted!")
+    publish(root, spec.file_name, PAYLOAD[:-10] + b"corrupted!")
     with pytest.raises(weights.WeightsError, match="expected " + SHA1):
         weights.fetch(spec)
     assert list((tmp_path / "weights").iterdir()) == []
@@ -86,7 +60,7 @@ def test_bad_local_copy_is_skipped_for_the_download(tmp_path, model_store):
     local.mkdir()
     spec = spec_for(tmp_path, url, local_dirs=(str(local),))
     (local / spec.file_name).write_bytes(b"truncated")
-    publish(root, spec, PAYLOAD)
+    publish(root, spec.file_name, PAYLOAD)
     assert weights.fetch(spec).read_bytes() == PAYLOAD
 
 
@@ -96,5 +70,13 @@ def test_mxnet_gluon_repo_is_respected(tmp_path, monkeypatch):
     assert spec.url == f"http://mirror.example/mx/gluon/models/mobilenet0.25-{SHA1[:8]}.zip"
 
 
-def test_model_store_checksums_come_from_mxnet():
-    assert len(weights.model_store_sha1("resnet18_v1")) == 40
+def test_shipped_checksums_equal_mxnets_model_store():
+    from mxnet.gluon.model_zoo import model_store
+
+    from dlmark import models
+
+    for name in models.zoo():
+        assert weights.model_store_sha1(name) == model_store._model_sha1[name]
+        assert weights.file_name(name, weights.model_store_sha1(name)) == (
+            f"{name}-{model_store.short_hash(name)}.params"
+        )

@@ -20,7 +20,12 @@ from dlmark import results
 pytestmark = pytest.mark.workflow
 
 RAW = "results/raw/ci/throughput/cpu/mxnet-float32"
-FIGURES = ["throughput_vs_batch_size.png", "memory_vs_batch_size.png", "max_batch_size.png"]
+FIGURES = [
+    "throughput_vs_batch_size.png",
+    "memory_vs_batch_size.png",
+    "max_batch_size.png",
+    "throughput_vs_accuracy.png",
+]
 
 
 def mtimes(workdir: Path, stage: str = "throughput") -> dict[str, float]:
@@ -67,6 +72,14 @@ def test_throughput_table_is_complete_and_consistent(workdir):
     assert set(frame["machine"]) == {"ci"}
     assert frame["software"].str.startswith("mxnet 1.9").all()
     assert set(frame["family"]) == {"MobileNet", "SqueezeNet"}
+
+
+def test_without_validation_data_published_accuracies_are_used(workdir):
+    frame = pd.read_csv(workdir / "results/accuracy.csv")
+    assert list(frame.columns) == results.ACCURACY_COLUMNS
+    assert sorted(frame["model"]) == ["mobilenet0.25", "squeezenet1.1"]
+    assert set(frame["source"]) == {"published"}
+    assert frame.set_index("model").loc["squeezenet1.1", "top1"] == 0.5496
 
 
 def test_figures_decode_as_images(workdir):
