@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake
 CORES ?= 1
 
-.PHONY: run test env lint fmt report bench-fidelity bench-repeat bench-overhead bench-max-batch clean
+.PHONY: run test env lint fmt report bench-fidelity bench-repeat bench-overhead bench-max-batch bench-accuracy-pipeline clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,6 @@ bench-repeat: $(STAMP)
 
 bench-max-batch: $(STAMP)
 	$(BIN)/python benchmarks/max_batch_compare.py
+
+bench-accuracy-pipeline: $(STAMP)
+	$(BIN)/python benchmarks/accuracy_pipeline.py

@@ -29,7 +29,7 @@ def main() -> None:
     upper = (config.get("max_batch") or {}).get("upper_bound", 1024)
     rows = []
     for model in args.models or config["models"]:
-        limit = dlconfig.memory_limit_mb(config | {"cpu_memory_limit_mb": config.get("cpu_memory_limit_mb", 4096)}, model)
+        limit = dlconfig.memory_limit_mb(config, model)
         trial = maxbatch.isolated_trial(model, "cpu", threads, limit)
         started = time.monotonic()
         ours = maxbatch.find_max_batch(trial, limit, upper_bound=upper)

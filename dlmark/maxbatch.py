@@ -39,6 +39,7 @@ class Trial:
     seconds: float
     note: str | None = None
     complete: bool = True  # ran to the end, so its peak is the true peak
+    baseline_mb: float | None = None  # memory before the first forward pass
 
 
 @dataclass
@@ -67,11 +68,13 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     index = hardware.device_index(spec.device)
     ctx = mx.cpu() if index is None else mx.gpu(index)
     net = models.build_net(spec.model, ctx)
+    # Weights and framework, before any activation: the line's intercept.
+    baseline = memory.current_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
     data = mx.nd.random.uniform(shape=models.input_shape(spec.model, spec.batch_size), ctx=ctx)
     for _ in range(2):
         net(data).wait_to_read()
     peak = memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
-    return {"peak_memory_mb": peak}
+    return {"peak_memory_mb": peak, "baseline_mb": baseline}
 
 
 TrialFn = Callable[[int], Trial]
@@ -103,7 +106,8 @@ def isolated_trial(
         if outcome.status == runner.OK and outcome.value is not None:
             peak = float(outcome.value["peak_memory_mb"])
             fits = peak <= memory_limit_mb
-            return Trial(batch_size, fits, peak, seconds, None if fits else "over the limit")
+            baseline = outcome.value.get("baseline_mb")
+            return Trial(batch_size, fits, peak, seconds, None if fits else "over the limit", True, baseline)
         if outcome.status == runner.OUT_OF_MEMORY:
             return Trial(batch_size, False, outcome.observed_peak_mb, seconds, outcome.error, False)
         raise RuntimeError(f"trial of {model} at batch {batch_size} failed: {outcome.error}")
@@ -130,6 +134,9 @@ def _next_guess(lo: Trial, below: Trial | None, hi: Trial | None, limit: float) 
     line from `lo` to the failing trial instead when its true peak is
     known, or else halve the bracket.
     """
+    if below is None and lo.baseline_mb is not None:
+        # One trial so far: the line from the memory before any forward pass.
+        below = Trial(0, True, lo.baseline_mb, 0.0)
     guess = _line_crossing(below, lo, limit) if below is not None else None
     if hi is not None and (guess is None or guess >= hi.batch_size):
         if hi.complete and hi.peak_memory_mb > limit:
@@ -153,9 +160,11 @@ def find_max_batch(
     fitting one, so the answer is exact to `step` images.
 
     Invariant: the trial `lo` fits, the trial `hi` does not (None while
-    unknown). Batch 1 comes first (if it does not fit, the answer is 0),
-    then a small probe gives the line; each next batch is the predicted
-    boundary, clamped strictly inside (lo, hi).
+    unknown). The small `probe` batch comes first: with the memory its
+    process held before the first forward pass, it gives the line. If the
+    probe does not fit, batch 1 is tried (if that fails too, the answer is
+    0). Each next batch is the predicted boundary, clamped strictly inside
+    (lo, hi).
     """
     result = SearchResult(0, memory_limit_mb, None)
 
@@ -168,14 +177,24 @@ def find_max_batch(
         )
         return t
 
-    first = attempt(1)
-    if not first.fits:
+    def nothing_fits() -> SearchResult:
         log(f"batch 1 needs more than the limit of {memory_limit_mb:.0f} MiB: max batch size 0")
         return result
-    lo_trial: Trial = first
-    below: Trial | None = None
+
+    probe = min(max(probe, 1), upper_bound)
+    first = attempt(probe)
     hi_trial: Trial | None = None
-    next_batch: int | None = min(max(probe, 1 + step), upper_bound)
+    if first.fits:
+        lo_trial = first
+    else:
+        hi_trial = first
+        if probe == 1:
+            return nothing_fits()
+        lo_trial = attempt(1)
+        if not lo_trial.fits:
+            return nothing_fits()
+    below: Trial | None = None
+    next_batch: int | None = None
     while True:
         lo = lo_trial.batch_size
         hi = None if hi_trial is None else hi_trial.batch_size

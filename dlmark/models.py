@@ -85,6 +85,11 @@ def build_net(name: str, ctx: Any, params_file: str | None = None) -> Any:
         net.load_parameters(params_file, ctx=ctx)
     else:
         net.initialize(mx.init.Xavier(), ctx=ctx)
+        # Allocate the weights now rather than in the first forward pass, so
+        # memory read before that pass includes them, as with loaded weights.
+        net.infer_shape(mx.nd.zeros(input_shape(name, 1), ctx=ctx))
+        for param in net.collect_params().values():
+            param._finish_deferred_init()
     net.hybridize(static_alloc=True, static_shape=True)
     return net
 

@@ -10,7 +10,7 @@ def synthetic(memory_of):
     def trial(batch):
         calls.append(batch)
         peak = memory_of(batch)
-        return maxbatch.Trial(batch, peak <= LIMIT, peak, 0.0)
+        return maxbatch.Trial(batch, peak <= LIMIT, peak, 0.0, baseline_mb=memory_of(0))
 
     return trial, calls
 
@@ -43,19 +43,19 @@ def test_finds_the_exact_boundary(memory_of):
     assert len(result.trials) == len(calls) <= 8
 
 
-def test_linear_memory_needs_four_trials():
+def test_linear_memory_needs_three_trials():
     trial, calls = synthetic(lambda b: 100 + 7.3 * b)
     result = maxbatch.find_max_batch(trial, LIMIT)
     assert result.max_batch_size == 123
-    assert calls == [1, 8, 123, 124]
+    assert calls == [8, 123, 124]  # the probe, the prediction, the proof
     assert result.memory_at_max_mb == pytest.approx(100 + 7.3 * 123)
 
 
-def test_limit_below_batch_one_gives_zero_after_one_trial():
+def test_limit_below_batch_one_gives_zero_after_two_trials():
     trial, calls = synthetic(lambda b: 1500 + b)
     result = maxbatch.find_max_batch(trial, LIMIT)
     assert result.max_batch_size == 0
-    assert calls == [1]
+    assert calls == [8, 1]
 
 
 def test_upper_bound_stops_a_runaway_search():
