@@ -13,6 +13,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 
 
@@ -22,8 +25,10 @@ rule all:
         final_outputs(),
 
 
+include: "rules/variants.smk"
 include: "rules/max_batch.smk"
 include: "rules/throughput.smk"
 include: "rules/accuracy.smk"
 include: "rules/aggregate.smk"
 include: "rules/plot.smk"
+include: "rules/environment.smk"

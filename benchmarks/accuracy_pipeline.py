@@ -44,8 +44,8 @@ def main() -> None:
         samples = imagenet.discover(scratch, num_classes=10)
         net = models.build_net(args.model, mx.cpu())
         size = models.model_info(args.model).input_size
-        accuracy.evaluate(net, samples[: args.batch], size, args.batch, args.workers)  # warm-up
-        result = accuracy.evaluate(net, samples, size, args.batch, args.workers)
+        accuracy.evaluate(accuracy.gluon_predict(net), samples[: args.batch], size, args.batch, args.workers)  # warm-up
+        result = accuracy.evaluate(accuracy.gluon_predict(net), samples, size, args.batch, args.workers)
     print(
         f"{args.model}, {result.num_images} JPEGs 500x375, batch {args.batch}, {args.workers} decode workers: "
         f"whole pass {result.images_per_second:.1f} img/s, inference alone "

@@ -58,25 +58,33 @@ def batches(
             pool.shutdown(cancel_futures=True)
 
 
+def gluon_predict(net: Any, ctx: Any = None) -> Callable[[np.ndarray], np.ndarray]:
+    """Scores of a Gluon block for a numpy batch, as numpy."""
+    import mxnet as mx
+
+    ctx = ctx or mx.cpu()
+    return lambda images: net(mx.nd.array(images, ctx=ctx)).asnumpy()
+
+
 def evaluate(
-    net: Any,
+    predict: Callable[[np.ndarray], np.ndarray],
     samples: list[Sample],
     input_size: int,
     batch_size: int = 32,
     workers: int = 2,
-    ctx: Any = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> AccuracyResult:
-    """Run `net` over `samples`; count how often the label is in the top 1 / top 5."""
-    import mxnet as mx
+    """Run `predict` over `samples`; count how often the label is in the top 1 / top 5.
 
-    ctx = ctx or mx.cpu()
+    `predict` maps a batch of preprocessed images to class scores, so any
+    runtime (MXNet, ONNX Runtime, INT8) is measured by the same code.
+    """
     top1 = top5 = done = 0
     inference = 0.0
     started = time.perf_counter()
     for images, labels in batches(samples, input_size, batch_size, workers):
         t0 = time.perf_counter()
-        scores = net(mx.nd.array(images, ctx=ctx)).asnumpy()
+        scores = predict(images)
         inference += time.perf_counter() - t0
         # Ties broken by class index, as argsort is stable: deterministic.
         ranked = np.argsort(-scores, axis=1, kind="stable")[:, :5]
@@ -102,6 +110,7 @@ class AccuracySpec:
     batch_size: int
     workers: int
     threads: int
+    variant_dir: str = ""
 
 
 def run_accuracy(spec: AccuracySpec) -> dict[str, Any]:
@@ -110,20 +119,23 @@ def run_accuracy(spec: AccuracySpec) -> dict[str, Any]:
 
     from tqdm import tqdm
 
-    from dlmark import imagenet, models
+    from dlmark import imagenet, models, variants
     from dlmark.benchmark import base_record, limit_threads, log_progress
 
     limit_threads(spec.threads)
-    import mxnet as mx
 
     samples = imagenet.subset(
         imagenet.discover(spec.val_dir, spec.labels_file, spec.num_classes), spec.images_per_class
     )
     log_progress(f"{spec.model}: {len(samples)} images from {spec.val_dir}")
-    net = models.build_net(spec.model, mx.cpu(), spec.params_file)
+    predict = variants.load(
+        variants.VariantSpec(
+            spec.model, spec.runtime, spec.precision, spec.variant_dir, spec.threads, spec.params_file
+        )
+    )
     with tqdm(total=len(samples), unit="img", mininterval=10, desc=spec.model) as bar:
         result = evaluate(
-            net,
+            predict,
             samples,
             models.model_info(spec.model).input_size,
             spec.batch_size,

@@ -8,12 +8,14 @@ out-of-memory kill, a crash) into one complete record.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from dlmark import hardware, memory, models, runner, timing
+from dlmark import hardware, memory, models, provenance, runner, timing, variants
 
 SCHEMA_VERSION = 1
 
@@ -29,6 +31,7 @@ class ThroughputSpec:
     threads: int
     budget: dict[str, float] = field(default_factory=dict)
     memory_limit_mb: float | None = None
+    variant_dir: str = ""  # files of a prepared variant (ONNX, INT8); empty for the reference
 
 
 def log_progress(message: str) -> None:
@@ -54,17 +57,12 @@ def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
     index = hardware.device_index(spec.device)
     ctx = mx.cpu() if index is None else mx.gpu(index)
     log_progress(f"{spec.model} on {spec.device}, batch {spec.batch_size}, {spec.threads} thread(s)")
-    net = models.build_net(spec.model, ctx)
-    gflops = models.gflops_per_image(net, spec.model)
+    gflops = models.gflops_per_image(spec.model)
     # The input lives on the device before the clock starts: copying it in
     # would time the host-to-device link, not the model.
-    data = mx.nd.random.uniform(shape=models.input_shape(spec.model, spec.batch_size), ctx=ctx)
-    data.wait_to_read()
+    variant = variants.VariantSpec(spec.model, spec.runtime, spec.precision, spec.variant_dir, spec.threads)
+    call = variants.timed_call(variant, spec.batch_size, ctx)
     baseline = memory.current_rss_mb()
-
-    def call() -> None:
-        net(data).wait_to_read()
-
     summary = timing.time_calls(call, spec.batch_size, timing.Budget(**spec.budget), progress=log_progress)
     peak = memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
     result = asdict(summary)
@@ -106,6 +104,7 @@ def base_record(model: str, device: str, runtime: str, precision: str, machine: 
         "precision": precision,
         "software": hardware.software(runtime),
         "host": hardware.host_facts(),
+        **provenance.workflow_version(),
     }
 
 
@@ -135,6 +134,33 @@ def skipped_over_max_batch(spec: ThroughputSpec, max_batch: dict[str, Any]) -> d
     return record
 
 
+def failed_gate(spec: ThroughputSpec, gate_path: str | list) -> dict[str, Any] | None:
+    """An error record for a variant that failed its correctness gate, else None.
+
+    A variant whose outputs disagree with float32 is wrong, and timing it
+    would publish a speed-up for a broken model.
+    """
+    if not gate_path:
+        return None
+    with open(gate_path, encoding="utf-8") as f:
+        gate = json.load(f)
+    if gate["passed"]:
+        return None
+    record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
+    record.update(EMPTY_METRICS)
+    record.update(
+        batch_size=spec.batch_size,
+        status=runner.ERROR,
+        error=(
+            f"not timed: failed its correctness gate against mxnet/float32 (max |diff| "
+            f"{gate['max_abs_diff']:.3g}, top-1 agreement {gate['top1_agreement']:.0%})"
+        ),
+        threads=spec.threads,
+        settings=asdict(spec),
+    )
+    return record
+
+
 def run_throughput(spec: ThroughputSpec) -> dict[str, Any]:
     """Measure in a child process and return a complete record, whatever happened."""
     started = dt.datetime.now(dt.timezone.utc)
@@ -144,6 +170,9 @@ def run_throughput(spec: ThroughputSpec) -> dict[str, Any]:
     finished = dt.datetime.now(dt.timezone.utc)
     record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
     record.update(EMPTY_METRICS)
+    if spec.variant_dir:
+        gate = json.loads((Path(spec.variant_dir) / "gate.json").read_text())
+        record.update(top1_agreement=gate["top1_agreement"], gate_max_abs_diff=gate["max_abs_diff"])
     record.update(
         batch_size=spec.batch_size,
         status=outcome.status,

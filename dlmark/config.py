@@ -14,10 +14,9 @@ from typing import Any, Iterator, NamedTuple
 import jsonschema
 import yaml
 
-from dlmark import hardware, models
+from dlmark import hardware, models, variants
 from dlmark.timing import Budget
 
-KNOWN_VARIANTS = {("mxnet", "float32")}
 
 
 class ConfigError(ValueError):
@@ -102,11 +101,22 @@ def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> l
     labels_file = (config.get("imagenet") or {}).get("labels_file")
     if val_dir and labels_file and not Path(labels_file).expanduser().is_file():
         problems.append(f"config imagenet.labels_file: {labels_file} does not exist")
-    for variant in config.get("variants", []):
-        pair = (variant.get("runtime"), variant.get("precision"))
-        if pair not in KNOWN_VARIANTS:
-            known = ", ".join(f"{r}/{p}" for r, p in sorted(KNOWN_VARIANTS))
-            problems.append(f"config variants: {pair[0]}/{pair[1]} is not supported; known: {known}")
+    known = ", ".join(f"{r}/{p}" for r, p in sorted(variants.SUPPORTED))
+    lists = [("variants", config.get("variants", []))] + [
+        (f"model_overrides.{m}.variants", o["variants"])
+        for m, o in (config.get("model_overrides") or {}).items()
+        if o and "variants" in o
+    ]
+    for where, listed in lists:
+        for variant in listed:
+            pair = (variant.get("runtime"), variant.get("precision"))
+            if pair not in variants.SUPPORTED:
+                problems.append(f"config {where}: {pair[0]}/{pair[1]} is not supported; known: {known}")
+            elif pair in variants.CPU_ONLY and any(d != "cpu" for d in devices):
+                problems.append(
+                    f"config {where}: {pair[0]}/{pair[1]} runs on CPUs only (oneDNN); "
+                    "benchmark it with devices: [cpu], or remove it"
+                )
     return problems
 
 
@@ -160,9 +170,19 @@ def cpu_threads(config: dict[str, Any]) -> int:
     return int(config.get("cpu_threads") or 0) or hardware.physical_cores()
 
 
+def model_variants(config: dict[str, Any], model: str) -> list[tuple[str, str]]:
+    """Runtime/precision pairs of a model: its override, else the global list."""
+    listed = _override(config, model).get("variants", config["variants"])
+    return [(v["runtime"], v["precision"]) for v in listed]
+
+
+def all_variants(config: dict[str, Any]) -> set[tuple[str, str]]:
+    return {pair for model in config["models"] for pair in model_variants(config, model)}
+
+
 def targets(config: dict[str, Any]) -> Iterator[Target]:
     for device in config["devices"]:
-        for variant in config["variants"]:
-            for model in config["models"]:
+        for model in config["models"]:
+            for runtime, precision in model_variants(config, model):
                 for batch in batch_sizes(config, model):
-                    yield Target(device, variant["runtime"], variant["precision"], model, batch)
+                    yield Target(device, runtime, precision, model, batch)

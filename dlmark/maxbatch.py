@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from dlmark import hardware, memory, models, runner
+from dlmark import hardware, memory, runner, variants
 from dlmark.benchmark import base_record, limit_threads, log_progress
 
 
@@ -29,6 +29,9 @@ class TrialSpec:
     device: str
     batch_size: int
     threads: int
+    runtime: str = "mxnet"
+    precision: str = "float32"
+    variant_dir: str = ""
 
 
 @dataclass
@@ -67,12 +70,12 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
 
     index = hardware.device_index(spec.device)
     ctx = mx.cpu() if index is None else mx.gpu(index)
-    net = models.build_net(spec.model, ctx)
-    # Weights and framework, before any activation: the line's intercept.
+    variant = variants.VariantSpec(spec.model, spec.runtime, spec.precision, spec.variant_dir, spec.threads)
+    call = variants.timed_call(variant, spec.batch_size, ctx)
+    # Weights, framework and input, before any activation: the line's intercept.
     baseline = memory.current_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
-    data = mx.nd.random.uniform(shape=models.input_shape(spec.model, spec.batch_size), ctx=ctx)
     for _ in range(2):
-        net(data).wait_to_read()
+        call()
     peak = memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
     return {"peak_memory_mb": peak, "baseline_mb": baseline}
 
@@ -92,6 +95,9 @@ def isolated_trial(
     threads: int,
     memory_limit_mb: float,
     target: Callable[[TrialSpec], dict[str, Any]] = run_trial,
+    runtime: str = "mxnet",
+    precision: str = "float32",
+    variant_dir: str = "",
 ) -> TrialFn:
     """A trial function that runs each batch size in a watched child process."""
 
@@ -99,7 +105,7 @@ def isolated_trial(
         started = time.monotonic()
         outcome = runner.run_isolated(
             target,
-            TrialSpec(model, device, batch_size, threads),
+            TrialSpec(model, device, batch_size, threads, runtime, precision, variant_dir),
             memory_limit_mb=memory_limit_mb * CPU_OVERSHOOT if device == "cpu" else None,
         )
         seconds = time.monotonic() - started
@@ -271,6 +277,7 @@ class SearchSpec:
     probe: int = 8
     step: int = 1
     gpu_memory_margin_mb: float = 1024.0
+    variant_dir: str = ""
 
 
 def memory_limit_for(spec: SearchSpec) -> float:
@@ -287,7 +294,10 @@ def memory_limit_for(spec: SearchSpec) -> float:
 def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> dict[str, Any]:
     """Search and return a complete record, also when a trial crashes."""
     limit = memory_limit_for(spec)
-    trial = trial or isolated_trial(spec.model, spec.device, spec.threads, limit)
+    trial = trial or isolated_trial(
+        spec.model, spec.device, spec.threads, limit,
+        runtime=spec.runtime, precision=spec.precision, variant_dir=spec.variant_dir,
+    )
     record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
     log_progress(f"{spec.model} on {spec.device}: largest batch within {limit:.0f} MiB (up to {spec.upper_bound})")
     started = time.monotonic()

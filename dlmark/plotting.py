@@ -240,6 +240,79 @@ def throughput_vs_accuracy(throughput: pd.DataFrame, accuracy: pd.DataFrame, bat
     return fig
 
 
+def throughput_vs_device(frame: pd.DataFrame) -> Figure:
+    """One panel per model: bars of throughput per batch size, one per machine/device/variant."""
+    ok = frame[frame["status"] == "ok"]
+    ok = ok.assign(
+        where=ok["machine"].astype(str) + ": " + ok["device_name"].astype(str) + " (" + _series(ok) + ")"
+    )
+    grid = sns.catplot(
+        data=ok.sort_values(["family", "model", "batch_size"]),
+        kind="bar",
+        x="batch_size",
+        y="throughput",
+        hue="where",
+        col="model",
+        col_wrap=min(3, max(1, ok["model"].nunique())),
+        palette="colorblind",
+        height=3.2,
+        aspect=1.4,
+        sharey=False,
+        legend_out=False,
+    )
+    grid.set_axis_labels("batch size", "throughput (images/s)")
+    grid.set_titles("{col_name}", fontweight="bold")
+    if grid.legend is not None:
+        grid.legend.set_title("machine: device (device runtime/precision)")
+        sns.move_legend(grid, "lower center", bbox_to_anchor=(0.5, -0.02), ncol=1, frameon=False)
+    grid.figure.suptitle("Throughput by device and machine, per model and batch size", fontsize=12)
+    grid.figure.tight_layout(rect=(0, 0.08, 1, 0.97))
+    return grid.figure
+
+
+def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
+    """Speed-up of each variant over mxnet/float32 per model, with 95% intervals."""
+    speed = pick_batch(throughput, batch_size)
+    keys = ["machine", "device", "model", "batch_size"]
+    reference = speed[(speed["runtime"] == "mxnet") & (speed["precision"] == "float32")]
+    others = speed[~((speed["runtime"] == "mxnet") & (speed["precision"] == "float32"))]
+    both = others.merge(reference, on=keys, suffixes=("", "_ref"))
+    both = both.assign(
+        variant=both["runtime"] + "/" + both["precision"],
+        speedup=both["throughput"] / both["throughput_ref"],
+        # Interval of a ratio from the two intervals: a conservative bound.
+        low=both["throughput_ci95_low"] / both["throughput_ci95_high_ref"],
+        high=both["throughput_ci95_high"] / both["throughput_ci95_low_ref"],
+    )
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * both["model"].nunique() + 3), 4.8))
+    if both.empty:
+        ax.text(0.5, 0.5, "no variant besides mxnet/float32 was measured", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    models_ = sorted(both["model"].unique())
+    variants_ = sorted(both["variant"].unique())
+    width = 0.8 / len(variants_)
+    palette = sns.color_palette("colorblind", len(variants_))
+    for i, variant in enumerate(variants_):
+        part = both[both["variant"] == variant].set_index("model").reindex(models_)
+        x = [m + (i - (len(variants_) - 1) / 2) * width for m in range(len(models_))]
+        ax.bar(x, part["speedup"], width, label=variant, color=palette[i])
+        ax.errorbar(x, part["speedup"], yerr=[part["speedup"] - part["low"], part["high"] - part["speedup"]],
+                    fmt="none", ecolor="black", capsize=3)
+        for xi, value in zip(x, part["speedup"]):
+            if pd.notna(value):
+                ax.annotate(f"{value:.2f}x", (xi, value), xytext=(0, 3), textcoords="offset points",
+                            ha="center", fontsize=8)
+    ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
+    ax.set_xticks(range(len(models_)), models_, rotation=30, ha="right")
+    ax.set_ylabel("speed-up over mxnet/float32 (x)")
+    ax.set_title(f"Speed-up of each runtime/precision at batch {batch_size} (or the largest below), "
+                 f"95% intervals\n{_where(both)}")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def save(fig: Figure, png: str | Path, svg: str | Path | None = None) -> None:
     """Write the figure; PNG at print resolution, SVG for editing."""
     Path(png).parent.mkdir(parents=True, exist_ok=True)

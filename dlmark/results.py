@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import jsonschema
 
+from dlmark import provenance
 from dlmark.runner import STATUSES
 
 if TYPE_CHECKING:  # pandas is imported where tables are made: job scripts need not pay for it
@@ -51,7 +52,11 @@ THROUGHPUT_COLUMNS = COMMON_COLUMNS + [
     "rel_ci95",
     "converged",
     "threads",
+    "top1_agreement",
+    "gate_max_abs_diff",
     "error",
+    "settings_hash",
+    "git_commit",
 ]
 
 MAX_BATCH_COLUMNS = COMMON_COLUMNS + [
@@ -65,6 +70,8 @@ MAX_BATCH_COLUMNS = COMMON_COLUMNS + [
     "step",
     "search_seconds",
     "error",
+    "settings_hash",
+    "git_commit",
 ]
 
 ACCURACY_COLUMNS = COMMON_COLUMNS + [
@@ -75,6 +82,8 @@ ACCURACY_COLUMNS = COMMON_COLUMNS + [
     # Beyond the contract: speed of the whole pass (decode included) and of inference alone.
     "images_per_second",
     "inference_images_per_second",
+    "settings_hash",
+    "git_commit",
 ]
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -144,6 +153,7 @@ def _atomic_write(path: str | Path, write: Any) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -151,6 +161,9 @@ def _atomic_write(path: str | Path, write: Any) -> None:
 
 
 def write_json(path: str | Path, record: dict[str, Any]) -> None:
+    """Write a record whole; one with `settings` is stamped with their hash."""
+    if "settings" in record:
+        record = {**record, "settings_hash": provenance.settings_hash(record["settings"])}
     _atomic_write(path, lambda f: json.dump(_clean(record), f, indent=1, allow_nan=False))
 
 

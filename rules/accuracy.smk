@@ -18,6 +18,7 @@ rule accuracy:
     """Top-1/top-5 of one model on the ImageNet validation images."""
     input:
         weights=weights_file,
+        gate=variant_gate,
     output:
         f"{RAW}/accuracy/{{runtime}}-{{precision}}/{{model}}.json",
     log:
@@ -31,5 +32,6 @@ rule accuracy:
         machine=MACHINE,
         imagenet=config["imagenet"],
         threads=benchmark_threads,
+        variant_dir=variant_dir,
     script:
         "../scripts/accuracy.py"

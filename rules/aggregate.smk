@@ -1,9 +1,13 @@
 rule aggregate_throughput:
     """Merge every throughput JSON into one tidy CSV."""
     input:
-        throughput_results(),
+        throughput_results() + other_machines("throughput"),
     output:
-        "results/throughput.csv",
+        report(
+            "results/throughput.csv",
+            caption="../report/throughput_table.rst",
+            category="Tables",
+        ),
     log:
         "logs/aggregate_throughput.log",
     conda:
@@ -15,9 +19,13 @@ rule aggregate_throughput:
 rule aggregate_max_batch:
     """Merge every max-batch JSON into one tidy CSV."""
     input:
-        max_batch_results(),
+        max_batch_results() + other_machines("max_batch"),
     output:
-        "results/max_batch_size.csv",
+        report(
+            "results/max_batch_size.csv",
+            caption="../report/max_batch_table.rst",
+            category="Tables",
+        ),
     log:
         "logs/aggregate_max_batch.log",
     conda:
@@ -29,9 +37,13 @@ rule aggregate_max_batch:
 rule aggregate_accuracy:
     """Measured accuracies, and published ones for every model not measured."""
     input:
-        accuracy_results(),
+        accuracy_results() + other_machines("accuracy"),
     output:
-        "results/accuracy.csv",
+        report(
+            "results/accuracy.csv",
+            caption="../report/accuracy_table.rst",
+            category="Tables",
+        ),
     log:
         "logs/aggregate_accuracy.log",
     conda:

@@ -30,8 +30,8 @@ def _alternatives(values):
 wildcard_constraints:
     machine=_alternatives([MACHINE]),
     device=_alternatives(config["devices"]),
-    runtime=_alternatives({v["runtime"] for v in config["variants"]}),
-    precision=_alternatives({v["precision"] for v in config["variants"]}),
+    runtime=_alternatives({r for r, _ in dlconfig.all_variants(config)}),
+    precision=_alternatives({p for _, p in dlconfig.all_variants(config)}),
     model=_alternatives(config["models"]),
     batch="[1-9][0-9]*",
     short_sha1="[0-9a-f]{8}",
@@ -42,6 +42,19 @@ def throughput_results():
         f"{RAW}/throughput/{t.device}/{t.runtime}-{t.precision}/{t.model}/bs{t.batch_size}.json"
         for t in dlconfig.targets(config)
     ]
+
+
+def other_machines(stage):
+    """Raw results of other machine labels copied into results/raw (see `dlmark merge`).
+
+    They are inputs of the aggregation, so adding another machine's results
+    redoes the tables and figures, never its measurements.
+    """
+    return sorted(
+        str(path)
+        for path in Path("results/raw").glob(f"*/{stage}/**/*.json")
+        if path.parts[2] != MACHINE
+    )
 
 
 def max_batch_results():
@@ -62,6 +75,9 @@ def final_outputs():
         "results/figures/max_batch_size.png",
         "results/accuracy.csv",
         "results/figures/throughput_vs_accuracy.png",
+        "results/figures/throughput_vs_device.png",
+        "results/figures/speedup.png",
+        "results/environment.json",
     ]
 
 
@@ -70,9 +86,9 @@ def accuracy_results():
     if not dlconfig.measures_accuracy(config):
         return []
     return [
-        f"{RAW}/accuracy/{v['runtime']}-{v['precision']}/{model}.json"
-        for v in config["variants"]
+        f"{RAW}/accuracy/{runtime}-{precision}/{model}.json"
         for model in config["models"]
+        for runtime, precision in dlconfig.model_variants(config, model)
     ]
 
 
@@ -94,3 +110,24 @@ def memory_limit_mb(wildcards):
 
 def benchmark_threads(wildcards):
     return dlconfig.cpu_threads(config)
+
+
+def is_reference(wildcards):
+    return (wildcards.runtime, wildcards.precision) == dlconfig.variants.REFERENCE
+
+
+def variant_gate(wildcards):
+    """The prepared variant a job needs (none for the float32 reference)."""
+    if is_reference(wildcards):
+        return []
+    return f"resources/variants/{wildcards.model}/{wildcards.runtime}-{wildcards.precision}/gate.json"
+
+
+def variant_dir(wildcards):
+    gate = variant_gate(wildcards)
+    return str(Path(gate).parent) if gate else ""
+
+
+def variant_weights(wildcards):
+    """Variants are built from the pretrained weights when accuracy is measured."""
+    return weights_file(wildcards) if dlconfig.measures_accuracy(config) else []

@@ -1,5 +1,7 @@
 rule max_batch:
     """Largest batch size of one model that fits the device's memory limit."""
+    input:
+        gate=variant_gate,
     output:
         f"{RAW}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.json",
     log:
@@ -15,5 +17,6 @@ rule max_batch:
         threads=benchmark_threads,
         memory_limit_mb=memory_limit_mb,
         search=dlconfig.max_batch_settings(config),
+        variant_dir=variant_dir,
     script:
         "../scripts/max_batch.py"

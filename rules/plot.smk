@@ -75,3 +75,43 @@ rule plot_throughput_vs_accuracy:
         batch_size=config["figures"]["accuracy_batch_size"],
     script:
         "../scripts/plot_throughput_vs_accuracy.py"
+
+
+rule plot_throughput_vs_device:
+    """Throughput per model and batch size, devices and machines side by side."""
+    input:
+        "results/throughput.csv",
+    output:
+        png=report(
+            "results/figures/throughput_vs_device.png",
+            caption="../report/throughput_vs_device.rst",
+            category="Throughput",
+        ),
+        svg="results/figures/throughput_vs_device.svg",
+    log:
+        "logs/plot_throughput_vs_device.log",
+    conda:
+        "../environment.yml"
+    script:
+        "../scripts/plot_throughput_vs_device.py"
+
+
+rule plot_speedup:
+    """Speed-up of each runtime/precision over mxnet/float32."""
+    input:
+        "results/throughput.csv",
+    output:
+        png=report(
+            "results/figures/speedup.png",
+            caption="../report/speedup.rst",
+            category="Throughput",
+        ),
+        svg="results/figures/speedup.svg",
+    log:
+        "logs/plot_speedup.log",
+    conda:
+        "../environment.yml"
+    params:
+        batch_size=config["figures"]["speedup_batch_size"],
+    script:
+        "../scripts/plot_speedup.py"

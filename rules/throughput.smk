@@ -2,6 +2,7 @@ rule throughput:
     """Time one model at one batch size on one device, in a fresh process."""
     input:
         max_batch=f"{RAW}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.json",
+        gate=variant_gate,
     output:
         f"{RAW}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.json",
     log:
@@ -17,5 +18,6 @@ rule throughput:
         budget=measure_settings,
         threads=benchmark_threads,
         memory_limit_mb=memory_limit_mb,
+        variant_dir=variant_dir,
     script:
         "../scripts/throughput.py"

@@ -18,5 +18,6 @@ spec = accuracy.AccuracySpec(
     batch_size=data["batch_size"],
     workers=data["workers"],
     threads=snakemake.params.threads,
+    variant_dir=snakemake.params.variant_dir,
 )
 results.write_json(snakemake.output[0], accuracy.run_accuracy(spec))

@@ -12,6 +12,7 @@ spec = maxbatch.SearchSpec(
     machine=snakemake.params.machine,
     threads=snakemake.params.threads,
     memory_limit_mb=snakemake.params.memory_limit_mb,
+    variant_dir=snakemake.params.variant_dir,
     **snakemake.params.search,
 )
 results.write_json(snakemake.output[0], maxbatch.run_search(spec))

@@ -14,7 +14,12 @@ spec = benchmark.ThroughputSpec(
     threads=snakemake.params.threads,
     budget=snakemake.params.budget,
     memory_limit_mb=snakemake.params.memory_limit_mb,
+    variant_dir=snakemake.params.variant_dir,
 )
 max_batch = results.read_record(snakemake.input.max_batch, results.MAX_BATCH_RECORD_SCHEMA)
-record = benchmark.skipped_over_max_batch(spec, max_batch) or benchmark.run_throughput(spec)
+record = (
+    benchmark.failed_gate(spec, snakemake.input.gate)
+    or benchmark.skipped_over_max_batch(spec, max_batch)
+    or benchmark.run_throughput(spec)
+)
 results.write_json(snakemake.output[0], record)

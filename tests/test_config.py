@@ -91,3 +91,20 @@ def test_targets_cover_every_combination():
         "model_overrides": {"b": {"batch_sizes": [4]}},
     }
     assert [(t.model, t.batch_size) for t in dlconfig.targets(config)] == [("a", 1), ("a", 2), ("b", 4)]
+
+
+def test_unknown_variant_lists_the_known_ones():
+    message = problems_of(shipped() | {"variants": [{"runtime": "tensorrt", "precision": "float16"}]})
+    assert "tensorrt/float16 is not supported; known: mxnet/float32, mxnet/int8, onnxruntime/float32" in message
+
+
+def test_int8_on_a_gpu_is_rejected():
+    config = shipped() | {"devices": ["gpu0"], "variants": [{"runtime": "mxnet", "precision": "int8"}]}
+    assert "mxnet/int8 runs on CPUs only" in problems_of(config, gpu_count=1)
+
+
+def test_per_model_variants():
+    config = shipped()
+    config["model_overrides"]["inceptionv3"]["variants"] = [{"runtime": "onnxruntime", "precision": "float32"}]
+    dlconfig.check(config, SCHEMA, gpu_count=0)
+    assert dlconfig.model_variants(config, "inceptionv3") == [("onnxruntime", "float32")]

@@ -1,0 +1,119 @@
+"""Comparing two runs, and merging result folders from several machines.
+
+A change counts only when it is both real and large: the two runs' 95%
+confidence intervals must not overlap (else it may be noise), and the
+relative change must pass a threshold (machines drift by a few percent
+between processes, more than the interval of one run shows).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+KEYS = ["machine", "device", "runtime", "precision", "model", "batch_size"]
+
+
+@dataclass
+class Change:
+    key: tuple
+    old: float
+    new: float
+    old_latency_ms: float
+    new_latency_ms: float
+
+    @property
+    def relative(self) -> float:
+        return self.new / self.old - 1.0
+
+    @property
+    def regression(self) -> bool:
+        return self.new < self.old
+
+
+def _throughput_csv(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "throughput.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: give a results folder or a throughput.csv")
+    return pd.read_csv(path)
+
+
+def compare(old: pd.DataFrame, new: pd.DataFrame, threshold: float = 0.05) -> tuple[list[Change], int]:
+    """Changes beyond both runs' intervals and `threshold`; also the number of rows compared."""
+    both = old.merge(new, on=KEYS, suffixes=("_old", "_new"))
+    both = both[(both["status_old"] == "ok") & (both["status_new"] == "ok")]
+    changes = []
+    for _, row in both.iterrows():
+        apart = (
+            row["throughput_ci95_high_new"] < row["throughput_ci95_low_old"]
+            or row["throughput_ci95_low_new"] > row["throughput_ci95_high_old"]
+        )
+        relative = abs(row["throughput_new"] / row["throughput_old"] - 1.0)
+        if apart and relative >= threshold:
+            changes.append(
+                Change(
+                    tuple(row[k] for k in KEYS),
+                    row["throughput_old"],
+                    row["throughput_new"],
+                    row["latency_ms_mean_old"],
+                    row["latency_ms_mean_new"],
+                )
+            )
+    return changes, len(both)
+
+
+def report(changes: list[Change], compared: int, threshold: float) -> str:
+    lines = [
+        f"compared {compared} rows; {len(changes)} changed beyond their 95% confidence intervals "
+        f"and {threshold:.0%}"
+    ]
+    for c in sorted(changes, key=lambda c: c.relative):
+        machine, device, runtime, precision, model, batch = c.key
+        kind = "SLOWER" if c.regression else "faster"
+        lines.append(
+            f"  {kind:6s} {model} batch {batch} on {machine}/{device} {runtime}/{precision}: "
+            f"{c.old:.2f} -> {c.new:.2f} img/s ({c.relative:+.1%}), "
+            f"latency {c.old_latency_ms:.2f} -> {c.new_latency_ms:.2f} ms"
+        )
+    return "\n".join(lines)
+
+
+def run_compare(old: str, new: str, threshold: float) -> int:
+    """Print the comparison; exit status 1 when anything got slower (for CI jobs)."""
+    changes, compared = compare(_throughput_csv(old), _throughput_csv(new), threshold)
+    print(report(changes, compared, threshold))
+    if compared == 0:
+        print("nothing to compare: no rows share machine, device, runtime, precision, model and batch")
+        return 2
+    return 1 if any(c.regression for c in changes) else 0
+
+
+def merge(source: str | Path, into: str | Path = "results") -> tuple[int, int]:
+    """Copy another results folder's raw files into `into`; (copied, already there).
+
+    Raw files are keyed by their path (machine label first), so a copy never
+    clobbers: an identical file is skipped, a different one with the same
+    path is refused, as it would silently replace a measurement.
+    """
+    source_raw = Path(source) / "raw"
+    if not source_raw.is_dir():
+        raise FileNotFoundError(f"{source_raw} not found: give the results/ folder of another run")
+    pairs = [(p, Path(into) / "raw" / p.relative_to(source_raw)) for p in sorted(source_raw.rglob("*.json"))]
+    existing = [(p, t) for p, t in pairs if t.exists()]
+    conflicts = [str(t) for p, t in existing if not filecmp.cmp(p, t, shallow=False)]
+    if conflicts:  # checked before copying anything: all or nothing
+        raise FileExistsError(
+            f"{len(conflicts)} file(s) already exist with other results, e.g. {conflicts[0]}: "
+            "the two runs used the same machine label; rerun one with another `machine` in its config"
+        )
+    for path, target in pairs:
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    return len(pairs) - len(existing), len(existing)

@@ -1,0 +1,9 @@
+"""Snakemake glue: draw throughput_vs_device.png/.svg."""
+
+import pandas as pd
+
+from dlmark import joblog, plotting
+
+joblog.redirect(snakemake.log[0])
+figure = plotting.throughput_vs_device(pd.read_csv(snakemake.input[0]))
+plotting.save(figure, snakemake.output.png, snakemake.output.svg)

@@ -1,0 +1,122 @@
+"""Report, provenance, merging machines and comparing runs, on a real tiny run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import TINY_CONFIG, snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+DLMARK = Path(sys.executable).parent / "dlmark"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sharing")
+    config = yaml.safe_load(yaml.safe_dump(TINY_CONFIG))
+    config["batch_sizes"] = [1]
+    write_config(path, config)
+    snakemake(path)
+    return path
+
+
+def test_report_is_self_contained_and_names_every_figure(run):
+    snakemake(run, "--report", "results/report.html")
+    report = run / "results/report.html"
+    assert report.stat().st_size > 10_000
+    text = report.read_text(errors="replace")
+    for figure in ("throughput_vs_batch_size", "memory_vs_batch_size", "max_batch_size",
+                   "throughput_vs_accuracy", "throughput_vs_device"):
+        assert figure in text
+
+
+def test_every_result_carries_its_provenance(run):
+    environment = json.loads((run / "results/environment.json").read_text())
+    assert environment["machine"] == "ci"
+    assert environment["workflow"]["git_commit"]
+    assert environment["host"]["cpu"] and environment["host"]["packages"]["mxnet"].startswith("1.9")
+    assert environment["tables"]["throughput"]["rows"] == 2
+    frame = pd.read_csv(run / "results/throughput.csv")
+    assert frame["settings_hash"].str.fullmatch(r"[0-9a-f]{12}").all()
+    assert frame["settings_hash"].nunique() == 2  # two models, two settings
+    assert frame["git_commit"].notna().all()
+    raw = json.loads(next((run / "results/raw/ci/throughput").rglob("*.json")).read_text())
+    assert {"cpu_flags", "physical_cores", "python", "packages"} <= set(raw["host"])
+
+
+def relabel(source: Path, target: Path, machine: str) -> None:
+    """A results folder as another machine would have produced it."""
+    for path in (source / "results/raw/ci").rglob("*.json"):
+        record = json.loads(path.read_text())
+        record["machine"] = machine
+        out = target / "raw" / machine / path.relative_to(source / "results/raw/ci")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record))
+
+
+def test_merging_another_machine_gives_the_union_without_duplicates(run, tmp_path):
+    other = tmp_path / "other-results"
+    relabel(run, other, "lab-gpu-host")
+    merge = [str(DLMARK), "merge", str(other), "--into", str(run / "results")]
+    first = subprocess.run(merge, capture_output=True, text=True, check=True)
+    assert "copied 4 result file(s), 0 already present" in first.stdout
+    snakemake(run)
+    frame = pd.read_csv(run / "results/throughput.csv")
+    assert sorted(frame["machine"].unique()) == ["ci", "lab-gpu-host"]
+    assert len(frame) == 4
+    again = subprocess.run(merge, capture_output=True, text=True, check=True)
+    assert "copied 0 result file(s), 4 already present" in again.stdout
+    snakemake(run)
+    assert len(pd.read_csv(run / "results/throughput.csv")) == 4
+    assert len(pd.read_csv(run / "results/max_batch_size.csv")) == 4
+
+
+def test_merge_refuses_to_clobber_the_same_label(run, tmp_path):
+    clash = tmp_path / "clash"
+    shutil.copytree(run / "results/raw", clash / "raw")
+    victim = next((clash / "raw/ci/throughput").rglob("*.json"))
+    victim.write_text(victim.read_text().replace('"iterations"', '"iterations_x"'))
+    done = subprocess.run([str(DLMARK), "merge", str(clash), "--into", str(run / "results")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "same machine label" in done.stderr
+
+
+def scaled(source: Path, target: Path, factor) -> Path:
+    frame = pd.read_csv(source)
+    factors = factor(len(frame)) if callable(factor) else np.full(len(frame), factor)
+    for column in ("throughput", "throughput_ci95_low", "throughput_ci95_high"):
+        frame[column] = frame[column] * factors
+    frame["latency_ms_mean"] = frame["latency_ms_mean"] / factors
+    frame.to_csv(target, index=False)
+    return target
+
+
+def test_compare_flags_a_20_percent_slowdown(run, tmp_path):
+    old = run / "results/throughput.csv"
+    new = scaled(old, tmp_path / "slow.csv", 0.8)
+    done = subprocess.run([str(DLMARK), "compare", str(old), str(new)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stdout.count("SLOWER") == len(pd.read_csv(old))
+    assert "(-20.0%)" in done.stdout
+
+
+def test_compare_is_quiet_within_noise(run, tmp_path):
+    old = run / "results/throughput.csv"
+    frame = pd.read_csv(old)
+    # Each row moved by a random amount inside its own confidence interval.
+    half = ((frame["throughput_ci95_high"] - frame["throughput_ci95_low"]) / 2 / frame["throughput"]).to_numpy()
+    rng = np.random.default_rng(1)
+    new = scaled(old, tmp_path / "noisy.csv", lambda n: 1 + rng.uniform(-1, 1, n) * half)
+    done = subprocess.run([str(DLMARK), "compare", str(old), str(new)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    assert "0 changed" in done.stdout

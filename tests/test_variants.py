@@ -1,0 +1,94 @@
+"""ONNX Runtime and INT8 variants: export, quantize, and the correctness gate."""
+
+import numpy as np
+import pytest
+
+from dlmark import variants
+
+MODEL = "mobilenet0.25"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("variants")
+    gates = {}
+    for runtime, precision in [("onnxruntime", "float32"), ("mxnet", "int8")]:
+        spec = variants.VariantSpec(MODEL, runtime, precision, str(out / f"{runtime}-{precision}"), 1,
+                                    calibration_images=8)
+        gates[runtime, precision] = (spec, variants.prepare(spec))
+    return gates
+
+
+def test_onnx_export_matches_mxnet_float32(prepared):
+    spec, gate = prepared["onnxruntime", "float32"]
+    assert gate["passed"]
+    assert gate["relative_max_abs_diff"] < 1e-5
+    assert gate["top1_agreement"] == 1.0
+
+
+def test_onnx_graph_keeps_initializers_out_of_its_inputs(prepared):
+    import onnx
+
+    spec, _ = prepared["onnxruntime", "float32"]
+    graph = onnx.load(f"{spec.out_dir}/model.onnx").graph
+    assert [i.name for i in graph.input] == ["data"]
+    assert len(graph.initializer) > 10
+    # A dynamic batch axis: one file serves every batch size.
+    predict = variants.load(spec)
+    assert predict(np.zeros((3, 3, 224, 224), np.float32)).shape == (3, 1000)
+
+
+def test_int8_records_its_agreement_and_calibration(prepared):
+    _, gate = prepared["mxnet", "int8"]
+    assert gate["passed"]
+    assert 0.0 <= gate["top1_agreement"] <= 1.0
+    assert "random normal images" in gate["calibration"]
+
+
+def test_a_broken_variant_fails_the_gate():
+    reference = variants.load(variants.VariantSpec(MODEL, "mxnet", "float32", "", 1))
+    batch = variants.gate_batch(MODEL)
+    # The classic deployment bug: inputs normalised differently than in training.
+    broken = reference(batch * 0.5 + 0.2)
+    gate = variants.check_gate(reference(batch), broken, "float32")
+    assert not gate["passed"]
+    assert gate["relative_max_abs_diff"] > variants.FLOAT32_TOLERANCE
+
+
+def test_the_same_weights_in_every_process():
+    a = variants.load(variants.VariantSpec(MODEL, "mxnet", "float32", "", 1))(variants.gate_batch(MODEL))
+    b = variants.load(variants.VariantSpec(MODEL, "mxnet", "float32", "", 1))(variants.gate_batch(MODEL))
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.workflow
+def test_all_three_variants_run_through_the_workflow(tmp_path, tiny_config):
+    import pandas as pd
+    from PIL import Image
+
+    from conftest import snakemake, write_config
+
+    tiny_config.update(
+        models=[MODEL],
+        batch_sizes=[1],
+        variants=[
+            {"runtime": "mxnet", "precision": "float32"},
+            {"runtime": "onnxruntime", "precision": "float32"},
+            {"runtime": "mxnet", "precision": "int8"},
+        ],
+        int8_calibration_images=8,
+        figures={"speedup_batch_size": 1},
+    )
+    write_config(tmp_path, tiny_config)
+    snakemake(tmp_path)
+    frame = pd.read_csv(tmp_path / "results/throughput.csv")
+    assert sorted(set(zip(frame["runtime"], frame["precision"]))) == [
+        ("mxnet", "float32"), ("mxnet", "int8"), ("onnxruntime", "float32")
+    ]
+    assert (frame["status"] == "ok").all() and len(frame) == 3
+    assert frame["software"].str.startswith("onnxruntime 1.20").sum() == 1
+    int8 = frame[frame["precision"] == "int8"]
+    assert int8["top1_agreement"].between(0, 1).all()
+    assert len(pd.read_csv(tmp_path / "results/max_batch_size.csv")) == 3
+    with Image.open(tmp_path / "results/figures/speedup.png") as image:
+        image.verify()
