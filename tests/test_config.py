@@ -61,11 +61,12 @@ def test_gpu_on_a_machine_without_one():
 
 
 def test_gpu_that_exists_passes():
-    dlconfig.check(shipped() | {"devices": ["gpu0", "gpu1"]}, SCHEMA, gpu_count=2)
+    config = shipped() | {"devices": ["gpu0", "gpu1"], "model_overrides": {}}
+    dlconfig.check(config, SCHEMA, gpu_count=2)
 
 
 def test_override_of_a_model_not_benchmarked():
-    config = shipped() | {"models": ["resnet18_v1"]}
+    config = shipped() | {"models": ["resnet18_v1", "mobilenet1.0"]}
     assert "'inceptionv3' is not in models" in problems_of(config)
 
 
@@ -77,9 +78,9 @@ def test_overrides_replace_the_global_settings_for_one_model_only():
     config = shipped()
     config["model_overrides"]["inceptionv3"]["measure"] = {"max_seconds": 9}
     assert dlconfig.measure_settings(config, "inceptionv3")["max_seconds"] == 9
-    assert dlconfig.measure_settings(config, "resnet18_v1")["max_seconds"] == config["measure"]["max_seconds"]
+    assert dlconfig.measure_settings(config, "squeezenet1.1")["max_seconds"] == config["measure"]["max_seconds"]
     assert dlconfig.batch_sizes(config, "inceptionv3") == [1, 2, 4, 8]
-    assert dlconfig.batch_sizes(config, "resnet18_v1") == config["batch_sizes"]
+    assert dlconfig.batch_sizes(config, "squeezenet1.1") == config["batch_sizes"]
 
 
 def test_targets_cover_every_combination():
