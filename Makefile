@@ -32,8 +32,8 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/snakefmt Snakefile rules/
 
-report: $(STAMP)
-	$(SNAKEMAKE) --cores $(CORES) --resources gpu=1 --report results/report.html
+report: run
+	$(SNAKEMAKE) --report results/report.html
 
 clean:
 	rm -rf results logs .snakemake

@@ -19,13 +19,18 @@ dry_end=$(date +%s.%N)
 import json, sys
 from pathlib import Path
 work, start, end, dry_start, dry_end = sys.argv[1], *map(float, sys.argv[2:])
-records = [json.loads(p.read_text()) for p in Path(work, "results/raw").rglob("*.json")]
+raw = Path(work, "results/raw")
+records = [json.loads(p.read_text()) for p in raw.glob("*/throughput/**/*.json")]
+searches = [json.loads(p.read_text()) for p in raw.glob("*/max_batch/**/*.json")]
 measured = sum(r["measure_seconds"] or 0 for r in records)
 warm = sum(r.get("warmup_seconds") or 0 for r in records)
-wall = end - start
-print(f"overhead: {len(records)} points, wall {wall:.1f} s, measuring {measured:.1f} s "
-      f"({measured / wall:.0%} of wall), warm-up {warm:.1f} s, "
-      f"everything else {wall - measured - warm:.1f} s ({(wall - measured - warm) / len(records):.1f} s per point)")
+search = sum(r["search_seconds"] for r in searches)
+rest = wall = end - start
+rest -= measured + warm + search
+print(f"overhead: wall {wall:.1f} s for {len(records)} throughput points and {len(searches)} "
+      f"largest-batch searches: measuring {measured:.1f} s ({measured / wall:.0%} of wall), "
+      f"warm-up {warm:.1f} s, searches {search:.1f} s ({sum(r['trials'] for r in searches)} trials), "
+      f"everything else {rest:.1f} s ({rest / len(records):.1f} s per point)")
 print(f"no-op dry run (snakemake -n on complete results): {dry_end - dry_start:.2f} s (target < 3 s)")
 print(f"results in {work}")
 PY
