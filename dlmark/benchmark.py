@@ -108,6 +108,16 @@ def base_record(model: str, device: str, runtime: str, precision: str, machine: 
     }
 
 
+def unmeasured(spec: ThroughputSpec, status: str, error: str) -> dict[str, Any]:
+    """A complete record for a point deliberately not measured, saying why."""
+    record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
+    record.update(EMPTY_METRICS)
+    record.update(
+        batch_size=spec.batch_size, status=status, error=error, threads=spec.threads, settings=asdict(spec)
+    )
+    return record
+
+
 def skipped_over_max_batch(spec: ThroughputSpec, max_batch: dict[str, Any]) -> dict[str, Any] | None:
     """An out_of_memory record for a batch above the largest that fits, else None.
 
@@ -119,19 +129,12 @@ def skipped_over_max_batch(spec: ThroughputSpec, max_batch: dict[str, Any]) -> d
         return None
     if spec.batch_size <= largest:
         return None
-    record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
-    record.update(EMPTY_METRICS)
-    record.update(
-        batch_size=spec.batch_size,
-        status=runner.OUT_OF_MEMORY,
-        error=(
-            f"not run: batch {spec.batch_size} is above the largest batch that fits, "
-            f"{largest}, within {max_batch['memory_limit_mb']:.0f} MiB"
-        ),
-        threads=spec.threads,
-        settings=asdict(spec),
+    return unmeasured(
+        spec,
+        runner.OUT_OF_MEMORY,
+        f"not run: batch {spec.batch_size} is above the largest batch that fits, "
+        f"{largest}, within {max_batch['memory_limit_mb']:.0f} MiB",
     )
-    return record
 
 
 def failed_gate(spec: ThroughputSpec, gate_path: str | list) -> dict[str, Any] | None:
@@ -146,19 +149,12 @@ def failed_gate(spec: ThroughputSpec, gate_path: str | list) -> dict[str, Any] |
         gate = json.load(f)
     if gate["passed"]:
         return None
-    record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
-    record.update(EMPTY_METRICS)
-    record.update(
-        batch_size=spec.batch_size,
-        status=runner.ERROR,
-        error=(
-            f"not timed: failed its correctness gate against mxnet/float32 (max |diff| "
-            f"{gate['max_abs_diff']:.3g}, top-1 agreement {gate['top1_agreement']:.0%})"
-        ),
-        threads=spec.threads,
-        settings=asdict(spec),
+    return unmeasured(
+        spec,
+        runner.ERROR,
+        f"not timed: failed its correctness gate against mxnet/float32 (max |diff| "
+        f"{gate['max_abs_diff']:.3g}, top-1 agreement {gate['top1_agreement']:.0%})",
     )
-    return record
 
 
 def run_throughput(spec: ThroughputSpec) -> dict[str, Any]:
