@@ -92,3 +92,20 @@ def test_all_three_variants_run_through_the_workflow(tmp_path, tiny_config):
     assert len(pd.read_csv(tmp_path / "results/max_batch_size.csv")) == 3
     with Image.open(tmp_path / "results/figures/speedup.png") as image:
         image.verify()
+
+
+def test_a_variant_that_failed_its_gate_is_not_timed(tmp_path):
+    from dlmark import benchmark
+
+    gate = tmp_path / "gate.json"
+    gate.write_text('{"passed": false, "max_abs_diff": 3.5, "top1_agreement": 0.25}')
+    spec = benchmark.ThroughputSpec(
+        model=MODEL, device="cpu", runtime="onnxruntime", precision="float32",
+        batch_size=4, machine="ci", threads=1, variant_dir=str(tmp_path),
+    )
+    record = benchmark.failed_gate(spec, str(gate))
+    assert record["status"] == "error" and record["throughput"] is None
+    assert "failed its correctness gate" in record["error"] and "25%" in record["error"]
+    gate.write_text('{"passed": true, "max_abs_diff": 0.0, "top1_agreement": 1.0}')
+    assert benchmark.failed_gate(spec, str(gate)) is None
+    assert benchmark.failed_gate(spec, []) is None  # the reference has no gate
