@@ -70,7 +70,7 @@ def throughput_vs_batch_size(frame: pd.DataFrame) -> Figure:
                 linewidth=0,
             )
             memory_ax.plot(
-                part["batch_size"], part["peak_memory_mb"], linestyle="--", color="grey", marker="."
+                part["batch_size"], part["peak_memory_mb"], linestyle="--", color=color, alpha=0.6, marker="."
             )
         failed = rows[rows["status"] != "ok"]
         if not failed.empty:
@@ -100,7 +100,7 @@ def throughput_vs_batch_size(frame: pd.DataFrame) -> Figure:
                 handles.append(handle)
                 labels.append(label)
     handles.append(plt.Line2D([], [], color="grey", linestyle="--", marker="."))
-    labels.append("peak memory (right axis)")
+    labels.append("peak memory (dashed, same colour; right axis)")
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False)
     fig.suptitle(
         f"Inference throughput vs batch size (95% CI shaded)\n{_where(frame)}", fontsize=12
@@ -257,6 +257,7 @@ def throughput_vs_device(frame: pd.DataFrame) -> Figure:
         palette="colorblind",
         height=3.2,
         aspect=1.4,
+        sharex=False,
         sharey=False,
         legend_out=False,
     )
@@ -264,9 +265,9 @@ def throughput_vs_device(frame: pd.DataFrame) -> Figure:
     grid.set_titles("{col_name}", fontweight="bold")
     if grid.legend is not None:
         grid.legend.set_title("machine: device (device runtime/precision)")
-        sns.move_legend(grid, "lower center", bbox_to_anchor=(0.5, -0.02), ncol=1, frameon=False)
+        sns.move_legend(grid, "center left", bbox_to_anchor=(1.0, 0.5), ncol=1, frameon=False)
     grid.figure.suptitle("Throughput by device and machine, per model and batch size", fontsize=12)
-    grid.figure.tight_layout(rect=(0, 0.08, 1, 0.97))
+    grid.figure.tight_layout(rect=(0, 0, 1, 0.96))
     return grid.figure
 
 
@@ -284,7 +285,7 @@ def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
         low=both["throughput_ci95_low"] / both["throughput_ci95_high_ref"],
         high=both["throughput_ci95_high"] / both["throughput_ci95_low_ref"],
     )
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * both["model"].nunique() + 3), 4.8))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.4 * both["model"].nunique() + 3), 4.8))
     if both.empty:
         ax.text(0.5, 0.5, "no variant besides mxnet/float32 was measured", ha="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -306,8 +307,10 @@ def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
     ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
     ax.set_xticks(range(len(models_)), models_, rotation=30, ha="right")
     ax.set_ylabel("speed-up over mxnet/float32 (x)")
-    ax.set_title(f"Speed-up of each runtime/precision at batch {batch_size} (or the largest below), "
-                 f"95% intervals\n{_where(both)}")
+    ax.set_title(
+        f"Speed-up over mxnet/float32 at batch {batch_size} (or the largest below)\n"
+        f"95% intervals; {_where(both)}"
+    )
     ax.legend(frameon=False)
     fig.tight_layout()
     return fig
@@ -316,7 +319,8 @@ def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
 def save(fig: Figure, png: str | Path, svg: str | Path | None = None) -> None:
     """Write the figure; PNG at print resolution, SVG for editing."""
     Path(png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=150)
+    # "tight" keeps legends placed outside the axes inside the image.
+    fig.savefig(png, dpi=150, bbox_inches="tight")
     if svg:
-        fig.savefig(svg)
+        fig.savefig(svg, bbox_inches="tight")
     plt.close(fig)
