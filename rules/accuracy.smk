@@ -1,3 +1,8 @@
+# Downloads run where Snakemake runs: cluster nodes often have no internet.
+localrules:
+    fetch_weights,
+
+
 rule fetch_weights:
     """Pretrained weights of one model, named and verified as MXNet's model store does."""
     output:

@@ -1,3 +1,10 @@
+# Cheap steps run where Snakemake runs, never as cluster jobs.
+localrules:
+    aggregate_throughput,
+    aggregate_max_batch,
+    aggregate_accuracy,
+
+
 rule aggregate_throughput:
     """Merge every throughput JSON into one tidy CSV."""
     input:

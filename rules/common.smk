@@ -18,9 +18,12 @@ MACHINE = config["machine"]
 RAW = f"results/raw/{MACHINE}"
 
 # Benchmarks must never overlap: two at once would each time the other's
-# load. Every benchmark job takes the one slot of this resource, whatever
-# --cores or --resources say.
-workflow.register_resource("benchmark_slot", 1)
+# load. Every benchmark job takes a slot of this resource, and on one machine
+# there is one slot, whatever --cores says. Only where each benchmark gets a
+# machine of its own (the SLURM profile asks for whole nodes) may
+# `--resources benchmark_slot=N` allow N at once.
+if "benchmark_slot" not in workflow.global_resources:
+    workflow.register_resource("benchmark_slot", 1)
 
 
 def _alternatives(values):

@@ -1,3 +1,8 @@
+# Describes the submitting host's software; cheap, so never a cluster job.
+localrules:
+    environment,
+
+
 rule environment:
     """What the run ran on: host, devices, software, workflow commit, config."""
     input:

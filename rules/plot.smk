@@ -1,3 +1,13 @@
+# Cheap steps run where Snakemake runs, never as cluster jobs.
+localrules:
+    plot_throughput,
+    plot_memory,
+    plot_max_batch,
+    plot_throughput_vs_accuracy,
+    plot_throughput_vs_device,
+    plot_speedup,
+
+
 rule plot_throughput:
     """Throughput against batch size, one panel per model, memory on the side."""
     input:
