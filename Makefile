@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake
 CORES ?= 1
 
-.PHONY: run test env lint fmt report bench-fidelity bench-repeat bench-overhead bench-max-batch bench-accuracy-pipeline clean
+.PHONY: run test env slurm-deps lint fmt report bench-fidelity bench-repeat bench-overhead bench-max-batch bench-accuracy-pipeline bench-slurm clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,22 @@ env: $(STAMP)
 run: $(STAMP)
 	$(SNAKEMAKE) --cores $(CORES) --resources gpu=1
 
-test: $(STAMP)
+test: $(STAMP) slurm-deps
 	$(BIN)/pytest
+
+# tests/test_slurm.py starts a one-node SLURM cluster on 127.0.0.1 from
+# Debian's packages; install them once (apt-get needs root, else sudo).
+SLURM_PACKAGES := slurm-wlm slurmdbd munge mariadb-server
+SLURM_PROGRAMS := munged mariadb-install-db mariadbd slurmdbd slurmctld slurmd sbatch sacct sacctmgr sinfo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+slurm-deps:
+	@missing=""; for p in $(SLURM_PROGRAMS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing $(SLURM_PACKAGES) for the SLURM test (missing:$$missing)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SLURM_PACKAGES) >/dev/null; \
+	fi
 
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint
@@ -53,6 +67,9 @@ bench-repeat: $(STAMP)
 
 bench-max-batch: $(STAMP)
 	$(BIN)/python benchmarks/max_batch_compare.py
+
+bench-slurm: $(STAMP) slurm-deps
+	$(BIN)/python benchmarks/slurm_overhead.py
 
 bench-accuracy-pipeline: $(STAMP)
 	$(BIN)/python benchmarks/accuracy_pipeline.py

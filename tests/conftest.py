@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import http.server
 import io
+import shutil
 import subprocess
 import sys
 import threading
 import zipfile
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+RESULT_TABLES = ("throughput.csv", "max_batch_size.csv", "accuracy.csv")
 
 # Two of the smallest models, tiny batches, a short budget: seconds per job.
 TINY_CONFIG = {
@@ -61,6 +65,31 @@ def snakemake(workdir: Path, *args: str, cores: int = 1, check: bool = True, tim
             f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
         )
     return result
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """One complete local run of TINY_CONFIG, and its tables as they were right after it."""
+
+    path: Path
+    tables: dict[str, pd.DataFrame]
+    figures: frozenset[str]
+
+    def copy(self, dest: Path) -> Path:
+        """A private copy to change: the shared run itself must stay as it was."""
+        shutil.copytree(self.path, dest, symlinks=True)  # keeps mtimes: nothing reruns
+        return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> TinyRun:
+    """Made once for every module that needs a finished run; those that change it take a copy."""
+    path = tmp_path_factory.mktemp("tiny")
+    write_config(path, yaml.safe_load(yaml.safe_dump(TINY_CONFIG)))
+    snakemake(path, cores=4)  # more cores than benchmarks may use at once
+    tables = {name: pd.read_csv(path / "results" / name) for name in RESULT_TABLES}
+    figures = frozenset(p.name for p in (path / "results/figures").iterdir())
+    return TinyRun(path, tables, figures)
 
 
 @pytest.fixture

@@ -11,22 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import TINY_CONFIG, snakemake, write_config
+from conftest import snakemake
 
 pytestmark = pytest.mark.workflow
 DLMARK = Path(sys.executable).parent / "dlmark"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("sharing")
-    config = yaml.safe_load(yaml.safe_dump(TINY_CONFIG))
-    config["batch_sizes"] = [1]
-    write_config(path, config)
-    snakemake(path)
-    return path
+def run(tiny_run, tmp_path_factory) -> Path:
+    return tiny_run.copy(tmp_path_factory.mktemp("sharing") / "run")
 
 
 def test_report_is_self_contained_and_names_every_figure(run):
@@ -44,10 +38,10 @@ def test_every_result_carries_its_provenance(run):
     assert environment["machine"] == "ci"
     assert environment["workflow"]["git_commit"]
     assert environment["host"]["cpu"] and environment["host"]["packages"]["mxnet"].startswith("1.9")
-    assert environment["tables"]["throughput"]["rows"] == 2
+    assert environment["tables"]["throughput"]["rows"] == 4
     frame = pd.read_csv(run / "results/throughput.csv")
     assert frame["settings_hash"].str.fullmatch(r"[0-9a-f]{12}").all()
-    assert frame["settings_hash"].nunique() == 2  # two models, two settings
+    assert frame["settings_hash"].nunique() == 4  # the batch size is a setting too
     assert frame["git_commit"].notna().all()
     raw = json.loads(next((run / "results/raw/ci/throughput").rglob("*.json")).read_text())
     assert {"cpu_flags", "physical_cores", "python", "packages"} <= set(raw["host"])
@@ -68,15 +62,15 @@ def test_merging_another_machine_gives_the_union_without_duplicates(run, tmp_pat
     relabel(run, other, "lab-gpu-host")
     merge = [str(DLMARK), "merge", str(other), "--into", str(run / "results")]
     first = subprocess.run(merge, capture_output=True, text=True, check=True)
-    assert "copied 4 result file(s), 0 already present" in first.stdout
+    assert "copied 6 result file(s), 0 already present" in first.stdout
     snakemake(run)
     frame = pd.read_csv(run / "results/throughput.csv")
     assert sorted(frame["machine"].unique()) == ["ci", "lab-gpu-host"]
-    assert len(frame) == 4
+    assert len(frame) == 8
     again = subprocess.run(merge, capture_output=True, text=True, check=True)
-    assert "copied 0 result file(s), 4 already present" in again.stdout
+    assert "copied 0 result file(s), 6 already present" in again.stdout
     snakemake(run)
-    assert len(pd.read_csv(run / "results/throughput.csv")) == 4
+    assert len(pd.read_csv(run / "results/throughput.csv")) == 8
     assert len(pd.read_csv(run / "results/max_batch_size.csv")) == 4
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import ROOT, SNAKEMAKE, TINY_CONFIG, snakemake, write_config
+from conftest import ROOT, SNAKEMAKE, snakemake, write_config
 from dlmark import results
 
 pytestmark = pytest.mark.workflow
@@ -49,12 +49,9 @@ def jobs_run(output: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
+def workdir(tiny_run, tmp_path_factory) -> Path:
     """One complete tiny run, shared by the ordered tests of this module."""
-    path = tmp_path_factory.mktemp("tiny")
-    write_config(path, yaml.safe_load(yaml.safe_dump(TINY_CONFIG)))
-    snakemake(path, cores=4)  # more cores than benchmarks may use at once
-    return path
+    return tiny_run.copy(tmp_path_factory.mktemp("workflow") / "run")
 
 
 def test_throughput_table_is_complete_and_consistent(workdir):
