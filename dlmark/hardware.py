@@ -123,4 +123,6 @@ def host_facts() -> dict[str, object]:
             for name in ("mxnet", "numpy", "onnxruntime", "onnx", "snakemake")
         },
         "gpus": gpu_names(),
+        # On a cluster: the batch job that measured, to find its log and node.
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }

@@ -8,6 +8,7 @@ on any cluster.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from dataclasses import dataclass
@@ -120,3 +121,10 @@ def test_tables_and_figures_have_the_shape_of_a_local_run(slurm_run, tiny_run):
             assert set(remote["status"]) == set(local["status"]), name
     figures = {p.name for p in (slurm_run.path / "results/figures").iterdir()}
     assert figures == tiny_run.figures
+
+
+def test_every_record_names_the_slurm_job_that_measured_it(slurm_run):
+    ids = {job["JobIdRaw"] for job in slurm_run.jobs}
+    records = list((slurm_run.path / "results/raw").rglob("*.json"))
+    assert len(records) == len(ids)
+    assert {json.loads(p.read_text())["host"]["slurm_job_id"] for p in records} == ids
