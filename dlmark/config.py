@@ -167,7 +167,8 @@ def max_batch_settings(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def cpu_threads(config: dict[str, Any]) -> int:
-    return int(config.get("cpu_threads") or 0) or hardware.physical_cores()
+    """Threads on this host (0 in the config: all its physical cores)."""
+    return hardware.resolve_threads(int(config.get("cpu_threads") or 0))
 
 
 def model_variants(config: dict[str, Any], model: str) -> list[tuple[str, str]]:

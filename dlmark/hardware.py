@@ -49,6 +49,15 @@ def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
+def resolve_threads(requested: int) -> int:
+    """Threads for a measurement; 0 means every physical core of this machine.
+
+    Resolved inside the job, not when Snakemake plans the run: on a cluster
+    the planning host (a login node) and the node that measures differ.
+    """
+    return requested or physical_cores()
+
+
 def gpu_names() -> list[str]:
     """Names of the NVIDIA GPUs NVML sees; empty where there are none."""
     try:

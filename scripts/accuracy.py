@@ -1,6 +1,6 @@
 """Snakemake glue: measure one model's ImageNet accuracy and write its JSON."""
 
-from dlmark import accuracy, joblog, results
+from dlmark import accuracy, hardware, joblog, results
 
 joblog.redirect(snakemake.log[0])
 w = snakemake.wildcards
@@ -17,7 +17,7 @@ spec = accuracy.AccuracySpec(
     images_per_class=data["images_per_class"],
     batch_size=data["batch_size"],
     workers=data["workers"],
-    threads=snakemake.params.threads,
+    threads=hardware.resolve_threads(snakemake.params.threads),
     variant_dir=snakemake.params.variant_dir,
 )
 results.write_json(snakemake.output[0], accuracy.run_accuracy(spec))

@@ -1,6 +1,6 @@
 """Snakemake glue: search one model's largest batch size and write its JSON."""
 
-from dlmark import joblog, maxbatch, results
+from dlmark import hardware, joblog, maxbatch, results
 
 joblog.redirect(snakemake.log[0])
 w = snakemake.wildcards
@@ -10,7 +10,7 @@ spec = maxbatch.SearchSpec(
     runtime=w.runtime,
     precision=w.precision,
     machine=snakemake.params.machine,
-    threads=snakemake.params.threads,
+    threads=hardware.resolve_threads(snakemake.params.threads),
     memory_limit_mb=snakemake.params.memory_limit_mb,
     variant_dir=snakemake.params.variant_dir,
     **snakemake.params.search,

@@ -2,18 +2,19 @@
 
 from pathlib import Path
 
-from dlmark import joblog, variants
+from dlmark import hardware, joblog, variants
 from dlmark.benchmark import limit_threads
 
 joblog.redirect(snakemake.log[0])
 w = snakemake.wildcards
-limit_threads(snakemake.params.threads)
+threads = hardware.resolve_threads(snakemake.params.threads)
+limit_threads(threads)
 spec = variants.VariantSpec(
     model=w.model,
     runtime=w.runtime,
     precision=w.precision,
     out_dir=str(Path(snakemake.output[0]).parent),
-    threads=snakemake.params.threads,
+    threads=threads,
     params_file=snakemake.input.weights or None,
     calibration=snakemake.params.calibration,
     calibration_images=snakemake.params.calibration_images,

@@ -1,6 +1,6 @@
 """Snakemake glue: measure one throughput point and write its JSON."""
 
-from dlmark import benchmark, joblog, results
+from dlmark import benchmark, hardware, joblog, results
 
 joblog.redirect(snakemake.log[0])
 w = snakemake.wildcards
@@ -11,7 +11,7 @@ spec = benchmark.ThroughputSpec(
     precision=w.precision,
     batch_size=int(w.batch),
     machine=snakemake.params.machine,
-    threads=snakemake.params.threads,
+    threads=hardware.resolve_threads(snakemake.params.threads),
     budget=snakemake.params.budget,
     memory_limit_mb=snakemake.params.memory_limit_mb,
     variant_dir=snakemake.params.variant_dir,

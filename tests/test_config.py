@@ -1,9 +1,10 @@
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
-from dlmark import config as dlconfig
+from dlmark import config as dlconfig, hardware
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = dlconfig.load_schema(ROOT / "schemas/config.schema.yaml")
@@ -109,3 +110,8 @@ def test_per_model_variants():
     config["model_overrides"]["inceptionv3"]["variants"] = [{"runtime": "onnxruntime", "precision": "float32"}]
     dlconfig.check(config, SCHEMA, gpu_count=0)
     assert dlconfig.model_variants(config, "inceptionv3") == [("onnxruntime", "float32")]
+
+
+def test_zero_threads_means_every_physical_core_of_the_machine_that_runs_the_job():
+    assert hardware.resolve_threads(0) == psutil.cpu_count(logical=False)
+    assert hardware.resolve_threads(3) == 3
