@@ -46,22 +46,19 @@ def run(workdir: Path, extra: list[str], env: dict | None = None) -> float:
     return wall
 
 
-def measured_seconds(workdir: Path, comment: str) -> float:
-    """The time a job's own measurement took (the search's trials, or the timed process)."""
-    parts = comment.split("_wildcards_")[1].split("_")
-    device, variant, model = parts[0], f"{parts[1]}-{parts[2]}", parts[3]
-    raw = workdir / "results/raw" / TINY_CONFIG["machine"]
-    path = (
-        raw / "max_batch" / device / variant / f"{model}.json"
-        if comment.startswith("rule_max_batch")
-        else raw / "throughput" / device / variant / model / f"bs{parts[4]}.json"
-    )
-    record = json.loads(path.read_text())
-    if "search_seconds" in record:
-        return record["search_seconds"]
-    return (
-        datetime.fromisoformat(record["finished_at"]) - datetime.fromisoformat(record["started_at"])
-    ).total_seconds()
+def measured_seconds(workdir: Path) -> dict[str, float]:
+    """Each SLURM job's own measurement time (the search's trials, or the timed process)."""
+    seconds = {}
+    for path in (workdir / "results/raw").rglob("*.json"):
+        record = json.loads(path.read_text())
+        if "search_seconds" in record:
+            spent = record["search_seconds"]
+        else:
+            spent = (
+                datetime.fromisoformat(record["finished_at"]) - datetime.fromisoformat(record["started_at"])
+            ).total_seconds()
+        seconds[record["host"]["slurm_job_id"]] = spent
+    return seconds
 
 
 def main() -> None:
@@ -82,6 +79,7 @@ def main() -> None:
     print(f"extra per job:      {(slurm_wall - local_wall) / len(jobs):6.1f} s  ((SLURM - local) / jobs)")
     print("per rule (median, s): queue = submit->start while nothing else ran; in job = start->end;")
     print("                      measured = the record's own process; sacct has 1 s resolution")
+    measured_by_job = measured_seconds(args.out / "slurm")
     by_rule: dict[str, list[dict]] = {}
     for job in jobs:
         by_rule.setdefault(rule_of(job), []).append(job)
@@ -94,7 +92,7 @@ def main() -> None:
         ]  # fmt: skip
         queue = statistics.median(seconds(j, "Submit", "Start") for j in free) if free else float("nan")
         in_job = statistics.median(seconds(j, "Start", "End") for j in members)
-        measured = statistics.median(measured_seconds(args.out / "slurm", j["Comment"]) for j in members)
+        measured = statistics.median(measured_by_job[j["JobIdRaw"]] for j in members)
         print(f"  {rule:<11} n={len(members)}  queue {queue:4.1f}  in job {in_job:5.1f}  measured {measured:5.1f}")
 
 

@@ -109,14 +109,18 @@ def test_benchmark_jobs_never_shared_the_node(slurm_run):
     ), "no job was ever queued behind another: the check above proved nothing"
 
 
+def rows(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """A table's key columns in a fixed order, to compare two runs' rows."""
+    return table[keys].sort_values(keys).reset_index(drop=True)
+
+
 def test_tables_and_figures_have_the_shape_of_a_local_run(slurm_run, tiny_run):
     for name in RESULT_TABLES:
         local = tiny_run.tables[name]
         remote = pd.read_csv(slurm_run.path / "results" / name)
         assert list(remote.columns) == list(local.columns), name
         keys = [k for k in KEYS + ["batch_size", "source"] if k in local.columns]
-        ordered = lambda table: table[keys].sort_values(keys).reset_index(drop=True)  # noqa: E731
-        pd.testing.assert_frame_equal(ordered(remote), ordered(local), obj=name)
+        pd.testing.assert_frame_equal(rows(remote, keys), rows(local, keys), obj=name)
         if "status" in local.columns:
             assert set(remote["status"]) == set(local["status"]), name
     figures = {p.name for p in (slurm_run.path / "results/figures").iterdir()}
