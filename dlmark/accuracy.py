@@ -12,11 +12,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from dlmark.imagenet import Sample, preprocess
+
+if TYPE_CHECKING:
+    from dlmark.records import AccuracyRecord
 
 
 @dataclass
@@ -113,14 +116,15 @@ class AccuracySpec:
     variant_dir: str = ""
 
 
-def run_accuracy(spec: AccuracySpec) -> dict[str, Any]:
+def run_accuracy(spec: AccuracySpec) -> AccuracyRecord:
     """Measure one model's accuracy and return its complete record."""
     from dataclasses import asdict
 
     from tqdm import tqdm
 
     from dlmark import imagenet, models, variants
-    from dlmark.benchmark import base_record, limit_threads, log_progress
+    from dlmark.benchmark import limit_threads, log_progress
+    from dlmark.records import AccuracyRecord, Record
 
     limit_threads(spec.threads)
 
@@ -147,8 +151,8 @@ def run_accuracy(spec: AccuracySpec) -> dict[str, Any]:
         f"{result.images_per_second:.1f} img/s with decoding, {result.inference_images_per_second:.1f} "
         "img/s inference alone"
     )
-    record = base_record(spec.model, "cpu", spec.runtime, spec.precision, spec.machine)
-    record.update(
+    return AccuracyRecord(
+        **Record.common(spec.model, "cpu", spec.runtime, spec.precision, spec.machine),
         top1=result.top1,
         top5=result.top5,
         num_images=result.num_images,
@@ -159,4 +163,3 @@ def run_accuracy(spec: AccuracySpec) -> dict[str, Any]:
         seconds_inference=result.seconds_inference,
         settings=asdict(spec),
     )
-    return record

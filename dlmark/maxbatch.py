@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from dlmark import hardware, memory, runner, variants
-from dlmark.benchmark import base_record, limit_threads, log_progress
+from dlmark.benchmark import limit_threads, log_progress
+from dlmark.records import MaxBatchRecord, Record
 
 
 @dataclass(frozen=True)
@@ -291,14 +292,13 @@ def memory_limit_for(spec: SearchSpec) -> float:
     return total - spec.gpu_memory_margin_mb
 
 
-def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> dict[str, Any]:
+def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> MaxBatchRecord:
     """Search and return a complete record, also when a trial crashes."""
     limit = memory_limit_for(spec)
     trial = trial or isolated_trial(
         spec.model, spec.device, spec.threads, limit,
         runtime=spec.runtime, precision=spec.precision, variant_dir=spec.variant_dir,
     )
-    record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
     log_progress(f"{spec.model} on {spec.device}: largest batch within {limit:.0f} MiB (up to {spec.upper_bound})")
     started = time.monotonic()
     try:
@@ -309,7 +309,8 @@ def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> dict[str, Any]
     except RuntimeError as exc:
         result, status, error = SearchResult(0, limit, None), runner.ERROR, str(exc)
     log_progress(f"{spec.model}: max batch size {result.max_batch_size} after {len(result.trials)} trials")
-    record.update(
+    return MaxBatchRecord(
+        **Record.common(spec.model, spec.device, spec.runtime, spec.precision, spec.machine),
         status=status,
         error=error,
         max_batch_size=result.max_batch_size,
@@ -322,4 +323,3 @@ def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> dict[str, Any]
         trial_log=[asdict(t) for t in result.trials],
         settings=asdict(spec),
     )
-    return record

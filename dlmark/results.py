@@ -14,123 +14,16 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-import jsonschema
-
 from dlmark import provenance
-from dlmark.runner import STATUSES
+from dlmark.records import AccuracyRecord, MaxBatchRecord, Record, ResultFileError, ThroughputRecord
 
 if TYPE_CHECKING:  # pandas is imported where tables are made: job scripts need not pay for it
     import pandas as pd
 
-COMMON_COLUMNS = [
-    "model",
-    "family",
-    "device",
-    "device_name",
-    "machine",
-    "runtime",
-    "precision",
-    "software",
-]
-
-THROUGHPUT_COLUMNS = COMMON_COLUMNS + [
-    "batch_size",
-    "status",
-    "throughput",
-    "latency_ms_mean",
-    "latency_ms_p50",
-    "latency_ms_p90",
-    "latency_ms_p99",
-    "throughput_ci95_low",
-    "throughput_ci95_high",
-    "iterations",
-    "measure_seconds",
-    "peak_memory_mb",
-    "gflops_per_image",
-    # Beyond the contract: what a reader needs to judge a row.
-    "baseline_memory_mb",
-    "rel_ci95",
-    "converged",
-    "threads",
-    "top1_agreement",
-    "gate_max_abs_diff",
-    "error",
-    "settings_hash",
-    "git_commit",
-]
-
-MAX_BATCH_COLUMNS = COMMON_COLUMNS + [
-    "max_batch_size",
-    "memory_limit_mb",
-    "memory_at_max_mb",
-    "trials",
-    # Beyond the contract:
-    "status",
-    "reached_upper_bound",
-    "step",
-    "search_seconds",
-    "error",
-    "settings_hash",
-    "git_commit",
-]
-
-ACCURACY_COLUMNS = COMMON_COLUMNS + [
-    "top1",
-    "top5",
-    "num_images",
-    "source",
-    # Beyond the contract: speed of the whole pass (decode included) and of inference alone.
-    "images_per_second",
-    "inference_images_per_second",
-    "settings_hash",
-    "git_commit",
-]
-
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
-
-THROUGHPUT_RECORD_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": THROUGHPUT_COLUMNS[: THROUGHPUT_COLUMNS.index("gflops_per_image") + 1],
-    "properties": {
-        **{c: {"type": "string"} for c in COMMON_COLUMNS},
-        "batch_size": {"type": "integer", "minimum": 1},
-        "status": {"enum": list(STATUSES)},
-        "throughput": _NUMBER_OR_NULL,
-        "iterations": {"type": "integer", "minimum": 0},
-        "peak_memory_mb": _NUMBER_OR_NULL,
-    },
-}
-
-
-MAX_BATCH_RECORD_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": MAX_BATCH_COLUMNS[: MAX_BATCH_COLUMNS.index("trials") + 1] + ["status"],
-    "properties": {
-        **{c: {"type": "string"} for c in COMMON_COLUMNS},
-        "max_batch_size": {"type": "integer", "minimum": 0},
-        "memory_limit_mb": {"type": "number"},
-        "memory_at_max_mb": _NUMBER_OR_NULL,
-        "trials": {"type": "integer", "minimum": 0},
-        "status": {"enum": list(STATUSES)},
-    },
-}
-
-
-ACCURACY_RECORD_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ACCURACY_COLUMNS[: ACCURACY_COLUMNS.index("source") + 1],
-    "properties": {
-        **{c: {"type": "string"} for c in COMMON_COLUMNS},
-        "top1": {"type": "number", "minimum": 0, "maximum": 1},
-        "top5": {"type": "number", "minimum": 0, "maximum": 1},
-        "num_images": {"type": "integer", "minimum": 1},
-        "source": {"enum": ["measured", "published"]},
-    },
-}
-
-
-class ResultFileError(ValueError):
-    """A result file that cannot be used; the message names it and the fix."""
+# The shapes of the records and their tables live in dlmark.records.
+THROUGHPUT_COLUMNS = ThroughputRecord.columns()
+MAX_BATCH_COLUMNS = MaxBatchRecord.columns()
+ACCURACY_COLUMNS = AccuracyRecord.columns()
 
 
 def _clean(value: Any) -> Any:
@@ -160,9 +53,11 @@ def _atomic_write(path: str | Path, write: Any) -> None:
         raise
 
 
-def write_json(path: str | Path, record: dict[str, Any]) -> None:
+def write_json(path: str | Path, record: Record | dict[str, Any]) -> None:
     """Write a record whole; one with `settings` is stamped with their hash."""
-    if "settings" in record:
+    if isinstance(record, Record):
+        record = record.to_dict()
+    elif "settings" in record:
         record = {**record, "settings_hash": provenance.settings_hash(record["settings"])}
     _atomic_write(path, lambda f: json.dump(_clean(record), f, indent=1, allow_nan=False))
 
@@ -171,22 +66,9 @@ def write_csv(path: str | Path, frame: "pd.DataFrame") -> None:
     _atomic_write(path, lambda f: frame.to_csv(f, index=False))
 
 
-def read_record(path: str | Path, schema: dict[str, Any] = THROUGHPUT_RECORD_SCHEMA) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResultFileError(
-            f"cannot read result file {path}: {exc}. Delete it and rerun the workflow to measure it again."
-        ) from exc
-    try:
-        jsonschema.validate(record, schema)
-    except jsonschema.ValidationError as exc:
-        raise ResultFileError(
-            f"result file {path} is not a dlmark result ({exc.message}). "
-            "Delete it and rerun the workflow to measure it again."
-        ) from exc
-    return record
+def read_record(path: str | Path, kind: type[Record] = ThroughputRecord) -> dict[str, Any]:
+    """A raw result file of `kind`, checked (version, schema), or a ResultFileError."""
+    return kind.read(path)
 
 
 def table(records: Iterable[dict[str, Any]], columns: list[str]) -> "pd.DataFrame":
@@ -207,7 +89,7 @@ def throughput_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
 
 
 def max_batch_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
-    return table((read_record(p, MAX_BATCH_RECORD_SCHEMA) for p in paths), MAX_BATCH_COLUMNS)
+    return table((read_record(p, MaxBatchRecord) for p in paths), MAX_BATCH_COLUMNS)
 
 
 def published_accuracy(models: Iterable[str]) -> "pd.DataFrame":
@@ -240,7 +122,7 @@ def accuracy_table(measured: Iterable[str | Path], models: Iterable[str]) -> "pd
     """Measured rows, plus published rows for model/runtime/precision not measured."""
     import pandas as pd
 
-    found = table((read_record(p, ACCURACY_RECORD_SCHEMA) for p in measured), ACCURACY_COLUMNS)
+    found = table((read_record(p, AccuracyRecord) for p in measured), ACCURACY_COLUMNS)
     published = published_accuracy(models)
     done = set(zip(found["model"], found["runtime"], found["precision"]))
     keep = [
@@ -248,3 +130,42 @@ def accuracy_table(measured: Iterable[str | Path], models: Iterable[str]) -> "pd
         for m, r, p in zip(published["model"], published["runtime"], published["precision"])
     ]
     return table(pd.concat([found, published[keep]]).to_dict("records"), ACCURACY_COLUMNS)
+
+
+def raw_points(results_dir: str | Path, statuses: Iterable[str], machine: str | None = None) -> list[Path]:
+    """Raw throughput files whose status is one of `statuses` (to measure them again)."""
+    wanted = set(statuses)
+    pattern = f"{machine or '*'}/throughput/**/*.json"
+    found = []
+    for path in sorted(Path(results_dir, "raw").glob(pattern)):
+        try:
+            status = json.loads(path.read_text(encoding="utf-8")).get("status")
+        except (OSError, json.JSONDecodeError):
+            status = "unreadable"
+        if status in wanted or (status == "unreadable" and "error" in wanted):
+            found.append(path)
+    return found
+
+
+def run_summary(results_dir: str | Path, machine: str) -> str | None:
+    """A closing line when some points are not plain ok: how many, and how to remeasure them."""
+    from dlmark.records import NOISY
+
+    noisy = raw_points(results_dir, [NOISY], machine)
+    failed = raw_points(results_dir, ["error"], machine)
+    lines = []
+    if noisy:
+        lines.append(
+            f"dlmark: {len(noisy)} throughput point(s) are noisy: the machine was busy while they were "
+            "measured and stayed busy through the retries. Their numbers are kept but not trusted "
+            "(figures draw them hollow; compare and speed-ups leave them out). On a quiet machine, "
+            "measure them again with:\n"
+            "  snakemake --cores 1 --resources gpu=1 --forcerun $(dlmark points --status noisy)"
+        )
+    if failed:
+        lines.append(
+            f"dlmark: {len(failed)} throughput point(s) failed (status error; see the error column). "
+            "After fixing the cause: snakemake --cores 1 --resources gpu=1 "
+            "--forcerun $(dlmark points --status error)"
+        )
+    return "\n".join(lines) or None

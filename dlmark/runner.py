@@ -28,7 +28,6 @@ from dlmark.memory import MB, peak_rss_mb
 OK = "ok"
 OUT_OF_MEMORY = "out_of_memory"
 ERROR = "error"
-STATUSES = (OK, OUT_OF_MEMORY, ERROR)
 
 _OOM_MARKERS = ("out of memory", "bad_alloc", "cannot allocate memory", "memoryerror")
 

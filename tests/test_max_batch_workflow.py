@@ -55,9 +55,9 @@ def test_a_killed_trial_counts_as_not_fitting():
         spec.model, "cpu", 1, 1000, target=child_targets.killed_above_16
     )
     record = maxbatch.run_search(spec, trial)
-    assert record["status"] == "ok"
-    assert record["max_batch_size"] == 16
-    notes = [t["note"] or "" for t in record["trial_log"] if not t["fits"]]
+    assert record.status == "ok"
+    assert record.max_batch_size == 16
+    notes = [t["note"] or "" for t in record.trial_log if not t["fits"]]
     assert notes and all("SIGKILL" in n for n in notes)
 
 
@@ -68,8 +68,8 @@ def test_batches_above_the_largest_are_recorded_without_running():
     )
     found = {"status": "ok", "max_batch_size": 40, "memory_limit_mb": 1024, "reached_upper_bound": False}
     record = benchmark.skipped_over_max_batch(spec, found)
-    assert record["status"] == "out_of_memory"
-    assert "above the largest batch that fits, 40, within 1024 MiB" in record["error"]
+    assert record.status == "out_of_memory"
+    assert "above the largest batch that fits, 40, within 1024 MiB" in record.error
     assert benchmark.skipped_over_max_batch(spec, found | {"max_batch_size": 64}) is None
     # A search that stopped at its upper bound proves nothing above it.
     assert benchmark.skipped_over_max_batch(spec, found | {"reached_upper_bound": True}) is None

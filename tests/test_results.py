@@ -3,16 +3,16 @@ import math
 
 import pytest
 
-from dlmark import results
+from dlmark import records, results
+from dlmark.records import AccuracyRecord, MaxBatchRecord, ThroughputRecord
+
+COMMON = {c: "x" for c in records.Record.CONTRACT}
 
 
-def record(**changes):
-    base = {c: "x" for c in results.COMMON_COLUMNS}
-    base.update(batch_size=2, status="ok", throughput=10.0, iterations=5, peak_memory_mb=100.0)
-    for column in results.THROUGHPUT_COLUMNS:
-        base.setdefault(column, None)
-    base.update(changes)
-    return base
+def record(**changes) -> ThroughputRecord:
+    fields = dict(COMMON, batch_size=2, status="ok", throughput=10.0, iterations=5, peak_memory_mb=100.0)
+    fields.update(changes)
+    return ThroughputRecord(**fields)
 
 
 def test_json_is_written_whole_and_nan_becomes_null(tmp_path):
@@ -38,9 +38,60 @@ def test_corrupt_file_is_named_with_the_fix(tmp_path):
 
 def test_foreign_json_is_rejected(tmp_path):
     path = tmp_path / "bs1.json"
-    path.write_text(json.dumps({"hello": 1}))
-    with pytest.raises(results.ResultFileError, match="not a dlmark result"):
+    path.write_text(json.dumps({"hello": 1, "schema_version": records.SCHEMA_VERSION}))
+    with pytest.raises(results.ResultFileError, match="not a dlmark throughput record"):
         results.read_record(path)
+
+
+def test_a_raw_file_of_the_old_schema_is_refused_with_the_fix(tmp_path):
+    # Version 1 (one process per point, no interference, no noisy status).
+    old = dict(COMMON, schema_version=1, batch_size=2, status="ok", throughput=10.0, latency_ms_mean=200.0,
+               iterations=5, peak_memory_mb=100.0, gflops_per_image=0.5, measure_seconds=1.0,
+               latencies_ms=[200.0] * 5)
+    path = tmp_path / "bs2.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(results.ResultFileError, match=r"record schema 1, this one reads 2.*measure it again"):
+        results.read_record(path)
+
+
+def test_records_of_every_kind_round_trip_through_their_schema(tmp_path):
+    for kind, fields in [
+        (ThroughputRecord, dict(batch_size=1, status="noisy", throughput=3.0, peak_memory_mb=9.0,
+                                processes=2, cpu_share=0.6, interference=0.4, disturbance="busy")),
+        (MaxBatchRecord, dict(max_batch_size=8, memory_limit_mb=640.0, memory_at_max_mb=600.0, trials=4)),
+        (AccuracyRecord, dict(top1=0.7, top5=0.9, num_images=50)),
+    ]:
+        path = tmp_path / f"{kind.KIND}.json"
+        results.write_json(path, kind(**COMMON, **fields, settings={"a": 1}))
+        data = results.read_record(path, kind)
+        assert data["settings_hash"] and data["schema_version"] == records.SCHEMA_VERSION
+        assert set(kind.columns()) <= set(data)
+
+
+def test_a_failed_point_is_a_complete_record_of_nulls():
+    failed = ThroughputRecord(**COMMON, batch_size=4, status="error", error="crashed", throughput=None,
+                              peak_memory_mb=None)
+    data = ThroughputRecord.validate(failed.to_dict())
+    assert data["throughput"] is None and data["iterations"] == 0 and data["processes"] == 0
+
+
+def test_the_schema_refuses_fields_the_class_does_not_have():
+    data = record().to_dict()
+    data["throughput_typo"] = 1.0
+    with pytest.raises(results.ResultFileError, match="throughput_typo"):
+        ThroughputRecord.validate(data)
+
+
+def test_columns_come_from_the_class_contract_first():
+    columns = ThroughputRecord.columns()
+    assert columns[: len(records.Record.CONTRACT)] == list(records.Record.CONTRACT)
+    contract = ["batch_size", "status", "throughput", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90",
+                "latency_ms_p99", "throughput_ci95_low", "throughput_ci95_high", "iterations",
+                "measure_seconds", "peak_memory_mb", "gflops_per_image", "processes", "cpu_share",
+                "interference"]
+    assert columns[len(records.Record.CONTRACT): len(records.Record.CONTRACT) + len(contract)] == contract
+    assert columns[-3:] == ["error", "settings_hash", "git_commit"]
+    assert "process_results" not in columns and "host" not in columns
 
 
 def test_table_has_the_contract_columns_in_order(tmp_path):

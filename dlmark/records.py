@@ -1,0 +1,261 @@
+"""The result records: one class per kind, the single definition of its shape.
+
+A record is what one job measured (a throughput point, a largest-batch
+search, an accuracy pass). Its class owns everything other code needs to
+know about that shape, so no list of columns or schema is written twice:
+- its fields, typed;
+- its CSV columns (`columns()`: fields marked `csv`, in order);
+- its JSON schema (`json_schema()`, generated from the fields' types);
+- its failed or skipped form (fields a failed measurement lacks default
+  to null, so `Cls(**common, status=..., error=...)` is complete);
+- its schema version, checked on read: a raw file written by another
+  version is refused with a message that says to remeasure, never misread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import jsonschema
+
+from dlmark import hardware, models, provenance
+from dlmark.runner import ERROR, OK, OUT_OF_MEMORY
+
+# Version 2: several processes per throughput point, interference, `noisy`.
+SCHEMA_VERSION = 2
+
+# ok, out_of_memory and error come from the runner (how a process ended).
+NOISY = "noisy"  # measured while the machine was disturbed, and not remeasured clean
+STATUSES = (OK, NOISY, OUT_OF_MEMORY, ERROR)
+TRUSTED = (OK,)  # statuses whose numbers compare and speed-ups may use
+
+
+class ResultFileError(ValueError):
+    """A result file that cannot be used; the message names it and the fix."""
+
+
+def col(default: Any = None, *, csv: bool = True, required: bool = False, **schema: Any) -> Any:
+    """A record field: in the CSV unless `csv=False`; extra JSON-schema keywords in `schema`."""
+    return field(default=default, metadata={"csv": csv, "required": required, "schema": schema})
+
+
+def extra(default_factory: Any = dict) -> Any:
+    """A JSON-only field (lists, nested facts): kept in the raw file, not in the CSV."""
+    return field(default_factory=default_factory, metadata={"csv": False, "required": False, "schema": {}})
+
+
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", list: "array"}
+
+
+def _json_type(hint: Any) -> list[str]:
+    """JSON-schema types of a field's annotation (`float | None` -> number, null)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return [t for arg in typing.get_args(hint) for t in _json_type(arg)]
+    if hint is type(None):
+        return ["null"]
+    origin = typing.get_origin(hint) or hint
+    return [_JSON_TYPES[origin]]
+
+
+@dataclass(kw_only=True)
+class Record:
+    """The columns every table starts with (the contract), and the provenance."""
+
+    KIND: ClassVar[str] = "record"
+
+    model: str = col(required=True)
+    family: str = col(required=True)
+    device: str = col(required=True)
+    device_name: str = col(required=True)
+    machine: str = col(required=True)
+    runtime: str = col(required=True)
+    precision: str = col(required=True)
+    software: str = col(required=True)
+    schema_version: int = col(SCHEMA_VERSION, csv=False, required=True)
+    host: dict = extra()
+    git_dirty: bool | None = col(csv=False)
+    settings: dict = extra()
+    settings_hash: str | None = col()
+    git_commit: str | None = col()
+
+    # The contract's columns, first in every table; each kind adds its own.
+    CONTRACT: ClassVar[tuple[str, ...]] = (
+        "model", "family", "device", "device_name", "machine", "runtime", "precision", "software",
+    )
+    COLUMN_ORDER: ClassVar[tuple[str, ...]] = CONTRACT
+    LAST_COLUMNS: ClassVar[tuple[str, ...]] = ("error", "settings_hash", "git_commit")
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        """CSV columns: the contract's first, then what helps judge a row, provenance last."""
+        names = [f.name for f in dataclasses.fields(cls) if f.metadata.get("csv")]
+        first = [n for n in cls.COLUMN_ORDER if n in names]
+        last = [n for n in cls.LAST_COLUMNS if n in names]
+        return first + [n for n in names if n not in first and n not in last] + last
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        hints = typing.get_type_hints(cls)
+        properties = {}
+        for f in dataclasses.fields(cls):
+            prop = {"type": _json_type(hints[f.name])}
+            prop.update(f.metadata.get("schema", {}))
+            properties[f.name] = prop
+        properties["schema_version"] = {"const": SCHEMA_VERSION}
+        return {
+            "type": "object",
+            "required": [f.name for f in dataclasses.fields(cls) if f.metadata.get("required")],
+            "properties": properties,
+            "additionalProperties": False,
+        }
+
+    @staticmethod
+    def common(model: str, device: str, runtime: str, precision: str, machine: str) -> dict[str, Any]:
+        """The shared fields of a record about `model` on `device`, with host facts."""
+        return {
+            "model": model,
+            "family": models.model_info(model).family,
+            "device": device,
+            "device_name": hardware.device_name(device),
+            "machine": machine,
+            "runtime": runtime,
+            "precision": precision,
+            "software": hardware.software(runtime),
+            "host": hardware.host_facts(),
+            **provenance.workflow_version(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if self.settings:
+            data["settings_hash"] = provenance.settings_hash(self.settings)
+        return data
+
+    @classmethod
+    def validate(cls, data: dict[str, Any], source: str = "record") -> dict[str, Any]:
+        """`data` if it is a record of this kind and version, else a ResultFileError saying why."""
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise ResultFileError(
+                f"{source} was written by another dlmark version (record schema {version}, this one "
+                f"reads {SCHEMA_VERSION}). Delete it and rerun the workflow to measure it again."
+            )
+        try:
+            jsonschema.validate(data, cls.json_schema())
+        except jsonschema.ValidationError as exc:
+            where = "/".join(map(str, exc.absolute_path)) or "top level"
+            raise ResultFileError(
+                f"{source} is not a dlmark {cls.KIND} record ({where}: {exc.message}). "
+                "Delete it and rerun the workflow to measure it again."
+            ) from exc
+        return data
+
+    @classmethod
+    def read(cls, path: str | Path) -> dict[str, Any]:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ResultFileError(
+                f"cannot read result file {path}: {exc}. Delete it and rerun the workflow to measure it again."
+            ) from exc
+        return cls.validate(data, f"result file {path}")
+
+
+_STATUS = {"enum": list(STATUSES)}
+
+
+@dataclass(kw_only=True)
+class ThroughputRecord(Record):
+    """One model x device x runtime x precision x batch size.
+
+    The numbers combine several fresh processes: `processes` holds each
+    one's own result, and the interval spans them.
+    """
+
+    KIND: ClassVar[str] = "throughput"
+    COLUMN_ORDER: ClassVar[tuple[str, ...]] = (
+        *Record.CONTRACT,
+        "batch_size", "status", "throughput", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90",
+        "latency_ms_p99", "throughput_ci95_low", "throughput_ci95_high", "iterations", "measure_seconds",
+        "peak_memory_mb", "gflops_per_image", "processes", "cpu_share", "interference",
+    )
+
+    batch_size: int = col(required=True, minimum=1)
+    status: str = col(required=True, **_STATUS)
+    throughput: float | None = col(required=True)
+    latency_ms_mean: float | None = col()
+    latency_ms_p50: float | None = col()
+    latency_ms_p90: float | None = col()
+    latency_ms_p99: float | None = col()
+    throughput_ci95_low: float | None = col()
+    throughput_ci95_high: float | None = col()
+    iterations: int = col(0, required=True, minimum=0)  # timed calls, all processes together
+    measure_seconds: float = col(0.0)
+    peak_memory_mb: float | None = col(required=True)
+    gflops_per_image: float | None = col()
+    processes: int = col(0, minimum=0)  # fresh processes the numbers rest on
+    cpu_share: float | None = col()  # the lowest of the processes
+    interference: float | None = col()  # the highest share of the machine other processes used
+    remeasured: int = col(0)  # processes discarded as disturbed and measured again
+    disturbance: str | None = col()  # why the row is noisy
+    baseline_memory_mb: float | None = col()
+    rel_ci95: float | None = col()
+    converged: bool | None = col()
+    threads: int | None = col()
+    top1_agreement: float | None = col()
+    gate_max_abs_diff: float | None = col()
+    error: str | None = col()
+    warmup_seconds: float = col(0.0, csv=False)
+    started_at: str | None = col(csv=False)
+    finished_at: str | None = col(csv=False)
+    process_results: list = extra(list)  # each process's summary, latencies and interference
+
+
+@dataclass(kw_only=True)
+class MaxBatchRecord(Record):
+    """The largest batch size of one model that fits a device's memory limit."""
+
+    KIND: ClassVar[str] = "max_batch"
+    COLUMN_ORDER: ClassVar[tuple[str, ...]] = (
+        *Record.CONTRACT,
+        "max_batch_size", "memory_limit_mb", "memory_at_max_mb", "trials",
+    )
+
+    max_batch_size: int = col(0, required=True, minimum=0)
+    memory_limit_mb: float = col(0.0, required=True)
+    memory_at_max_mb: float | None = col(required=True)
+    trials: int = col(0, required=True, minimum=0)
+    status: str = col(OK, required=True, **_STATUS)
+    reached_upper_bound: bool = col(False)
+    step: int = col(1)
+    search_seconds: float = col(0.0)
+    error: str | None = col()
+    trial_log: list = extra(list)
+
+
+@dataclass(kw_only=True)
+class AccuracyRecord(Record):
+    """ImageNet top-1/top-5 of one model and variant, measured or published."""
+
+    KIND: ClassVar[str] = "accuracy"
+    COLUMN_ORDER: ClassVar[tuple[str, ...]] = (
+        *Record.CONTRACT,
+        "top1", "top5", "num_images", "source",
+    )
+
+    top1: float = col(required=True, minimum=0, maximum=1)
+    top5: float = col(required=True, minimum=0, maximum=1)
+    num_images: int = col(required=True, minimum=1)
+    source: str = col("measured", required=True, enum=["measured", "published"])
+    # The speed of the whole pass (decoding included) and of inference alone.
+    images_per_second: float | None = col()
+    inference_images_per_second: float | None = col()
+    seconds_total: float | None = col(csv=False)
+    seconds_inference: float | None = col(csv=False)
