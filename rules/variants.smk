@@ -1,5 +1,5 @@
 rule prepare_variant:
-    """Export (ONNX) or quantize (INT8) one model once, then gate it against float32."""
+    """Prepare one variant once (fused reference, ONNX export, INT8), then gate it against the network as defined."""
     input:
         weights=variant_weights,
     output:

@@ -1,4 +1,4 @@
-"""ONNX Runtime and INT8 variants: export, quantize, and the correctness gate."""
+"""Variants: the fused reference, ONNX export, INT8, and the correctness gate."""
 
 import numpy as np
 import pytest
@@ -12,11 +12,28 @@ MODEL = "mobilenet0.25"
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("variants")
     gates = {}
-    for runtime, precision in [("onnxruntime", "float32"), ("mxnet", "int8")]:
+    for runtime, precision in [("mxnet", "float32"), ("onnxruntime", "float32"), ("mxnet", "int8")]:
         spec = variants.VariantSpec(MODEL, runtime, precision, str(out / f"{runtime}-{precision}"), 1,
                                     calibration_images=8)
         gates[runtime, precision] = (spec, variants.prepare(spec))
     return gates
+
+
+def test_the_fused_reference_matches_the_network_as_defined(prepared):
+    spec, gate = prepared["mxnet", "float32"]
+    assert gate["passed"] and gate["against"] == variants.GATE_AGAINST
+    assert gate["top1_agreement"] == 1.0
+    # Fusion folds batch norm into the convolutions: float rounding moves the
+    # outputs a little, which shows the fused graph is the one that ran.
+    assert 0.0 < gate["relative_max_abs_diff"] < 1e-4
+
+
+def test_the_reference_runs_fused_on_a_cpu():
+    import mxnet as mx
+
+    net = variants.reference_net(MODEL, mx.cpu())
+    assert net._backend == "MKLDNN"
+    assert variants.defined_net(MODEL, mx.cpu())._backend is None
 
 
 def test_onnx_export_matches_mxnet_float32(prepared):
@@ -104,9 +121,6 @@ def test_a_variant_that_failed_its_gate_is_not_timed(tmp_path):
         model=MODEL, device="cpu", runtime="onnxruntime", precision="float32",
         batch_size=4, machine="ci", threads=1, variant_dir=str(tmp_path),
     )
-    record = benchmark.failed_gate(spec, str(gate))
-    assert record["status"] == "error" and record["throughput"] is None
-    assert "failed its correctness gate" in record["error"] and "25%" in record["error"]
-    gate.write_text('{"passed": true, "max_abs_diff": 0.0, "top1_agreement": 1.0}')
-    assert benchmark.failed_gate(spec, str(gate)) is None
-    assert benchmark.failed_gate(spec, []) is None  # the reference has no gate
+    record = benchmark.throughput_point(spec, max_batch={"status": "ok", "max_batch_size": 64})
+    assert record.status == "error" and record.throughput is None and record.processes == 0
+    assert "failed its correctness gate" in record.error and "25%" in record.error
