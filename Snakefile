@@ -1,8 +1,9 @@
 """dlmark: inference benchmarks of the MXNet Gluon model zoo.
 
 Reading order: rules/common.smk (config checks, targets), then one file per
-stage: max_batch.smk (largest batch),
-throughput.smk (measure), accuracy.smk (weights, ImageNet), aggregate.smk (JSON -> CSV), plot.smk.
+stage: variants.smk (fused reference, ONNX, INT8, each gated), max_batch.smk
+(largest batch), throughput.smk (measure), accuracy.smk (weights, ImageNet),
+aggregate.smk (JSON -> CSV), plot.smk, environment.smk (what it ran on).
 """
 
 from snakemake.utils import min_version
@@ -32,3 +33,9 @@ include: "rules/accuracy.smk"
 include: "rules/aggregate.smk"
 include: "rules/plot.smk"
 include: "rules/environment.smk"
+
+
+onsuccess:
+    summary = run_summary()
+    if summary:
+        print(summary)

@@ -1,8 +1,10 @@
 """One throughput point: a model, a device, a runtime, a precision, a batch.
 
-`measure_throughput` is what runs inside the fresh child process;
-`run_throughput` is the parent side that turns any ending (a result, an
-out-of-memory kill, a crash) into one complete record.
+`measure_throughput` is what runs inside each fresh child process;
+`run_throughput` is the parent side. It measures the point in several
+processes (their spread is part of the measurement), measures again a
+process the rest of the machine disturbed, and turns any ending (a result,
+an out-of-memory kill, a crash) into one complete record.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlmark import hardware, memory, models, provenance, runner, timing, variants
-
-SCHEMA_VERSION = 1
+from dlmark import hardware, interference, memory, models, runner, timing, variants
+from dlmark.records import NOISY, OK, Record, ThroughputRecord
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,10 @@ class ThroughputSpec:
     batch_size: int
     machine: str
     threads: int
-    budget: dict[str, float] = field(default_factory=dict)
+    budget: dict[str, float] = field(default_factory=dict)  # the config's measure block
+    noise: dict[str, float] = field(default_factory=dict)  # the config's noise block
     memory_limit_mb: float | None = None
-    variant_dir: str = ""  # files of a prepared variant (ONNX, INT8); empty for the reference
+    variant_dir: str = ""  # files of a prepared variant (ONNX, INT8) and its gate
 
 
 def log_progress(message: str) -> None:
@@ -50,7 +52,11 @@ def limit_threads(threads: int) -> None:
 
 
 def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
-    """Time the forward pass of one model at one batch size (child side)."""
+    """Time the forward pass of one model at one batch size (child side).
+
+    The machine is watched over warm-up and timing together: a neighbour
+    that slowed warm-up may also have stretched it into the timed part.
+    """
     limit_threads(spec.threads)
     import mxnet as mx
 
@@ -63,69 +69,40 @@ def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
     variant = variants.VariantSpec(spec.model, spec.runtime, spec.precision, spec.variant_dir, spec.threads)
     call = variants.timed_call(variant, spec.batch_size, ctx)
     baseline = memory.current_rss_mb()
-    summary = timing.time_calls(call, spec.batch_size, timing.Budget(**spec.budget), progress=log_progress)
+    budget = timing.Budget(**spec.budget)
+    with interference.Watch(spec.threads, interference.NoisePolicy(**spec.noise), index) as watch:
+        summary = timing.time_calls(call, spec.batch_size, budget, progress=log_progress)
     peak = memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
     result = asdict(summary)
     result.update(
         peak_memory_mb=peak,
         baseline_memory_mb=baseline,
         gflops_per_image=gflops,
+        interference=watch.result.to_dict(),
     )
     return result
 
 
-# Metrics a failed point does not have: null in JSON, empty in the CSV.
-EMPTY_METRICS: dict[str, Any] = dict.fromkeys(
-    (
-        "throughput",
-        "latency_ms_mean",
-        "latency_ms_p50",
-        "latency_ms_p90",
-        "latency_ms_p99",
-        "throughput_ci95_low",
-        "throughput_ci95_high",
-        "peak_memory_mb",
-        "gflops_per_image",
+def _record(spec: ThroughputSpec, **fields: Any) -> ThroughputRecord:
+    common = Record.common(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
+    return ThroughputRecord(
+        **common, batch_size=spec.batch_size, threads=spec.threads, settings=asdict(spec), **fields
     )
-)
-EMPTY_METRICS.update(iterations=0, measure_seconds=0.0)
 
 
-def base_record(model: str, device: str, runtime: str, precision: str, machine: str) -> dict[str, Any]:
-    """The columns every result table starts with, plus the host facts."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "model": model,
-        "family": models.model_info(model).family,
-        "device": device,
-        "device_name": hardware.device_name(device),
-        "machine": machine,
-        "runtime": runtime,
-        "precision": precision,
-        "software": hardware.software(runtime),
-        "host": hardware.host_facts(),
-        **provenance.workflow_version(),
-    }
-
-
-def unmeasured(spec: ThroughputSpec, status: str, error: str) -> dict[str, Any]:
+def unmeasured(spec: ThroughputSpec, status: str, error: str) -> ThroughputRecord:
     """A complete record for a point deliberately not measured, saying why."""
-    record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
-    record.update(EMPTY_METRICS)
-    record.update(
-        batch_size=spec.batch_size, status=status, error=error, threads=spec.threads, settings=asdict(spec)
-    )
-    return record
+    return _record(spec, status=status, error=error, throughput=None, peak_memory_mb=None)
 
 
-def skipped_over_max_batch(spec: ThroughputSpec, max_batch: dict[str, Any]) -> dict[str, Any] | None:
+def skipped_over_max_batch(spec: ThroughputSpec, max_batch: dict[str, Any]) -> ThroughputRecord | None:
     """An out_of_memory record for a batch above the largest that fits, else None.
 
     Running such a point would only repeat the search's failed trial at a
     larger size (minutes on a CPU, a crashed context on a GPU).
     """
     largest = max_batch.get("max_batch_size")
-    if max_batch.get("status") != "ok" or max_batch.get("reached_upper_bound") or largest is None:
+    if max_batch.get("status") != OK or max_batch.get("reached_upper_bound") or largest is None:
         return None
     if spec.batch_size <= largest:
         return None
@@ -137,50 +114,134 @@ def skipped_over_max_batch(spec: ThroughputSpec, max_batch: dict[str, Any]) -> d
     )
 
 
-def failed_gate(spec: ThroughputSpec, gate_path: str | list) -> dict[str, Any] | None:
+def read_gate(spec: ThroughputSpec) -> dict[str, Any]:
+    return json.loads((Path(spec.variant_dir) / "gate.json").read_text(encoding="utf-8"))
+
+
+def failed_gate(spec: ThroughputSpec, gate: dict[str, Any]) -> ThroughputRecord | None:
     """An error record for a variant that failed its correctness gate, else None.
 
-    A variant whose outputs disagree with float32 is wrong, and timing it
-    would publish a speed-up for a broken model.
+    A variant whose outputs disagree with the reference is wrong, and timing
+    it would publish a speed-up for a broken model.
     """
-    if not gate_path:
-        return None
-    with open(gate_path, encoding="utf-8") as f:
-        gate = json.load(f)
     if gate["passed"]:
         return None
     return unmeasured(
         spec,
         runner.ERROR,
-        f"not timed: failed its correctness gate against mxnet/float32 (max |diff| "
-        f"{gate['max_abs_diff']:.3g}, top-1 agreement {gate['top1_agreement']:.0%})",
+        f"not timed: failed its correctness gate against {gate.get('against', 'mxnet/float32')} "
+        f"(max |diff| {gate['max_abs_diff']:.3g}, top-1 agreement {gate['top1_agreement']:.0%})",
     )
 
 
-def run_throughput(spec: ThroughputSpec) -> dict[str, Any]:
-    """Measure in a child process and return a complete record, whatever happened."""
+def throughput_point(spec: ThroughputSpec, max_batch: dict[str, Any]) -> ThroughputRecord:
+    """The record of one point: not timed when its gate failed or it cannot fit, else measured."""
+    gate = read_gate(spec) if spec.variant_dir else None
+    return (
+        (failed_gate(spec, gate) if gate else None)
+        or skipped_over_max_batch(spec, max_batch)
+        or run_throughput(spec, gate)
+    )
+
+
+def run_throughput(
+    spec: ThroughputSpec, gate: dict[str, Any] | None = None, target: Any = measure_throughput
+) -> ThroughputRecord:
+    """Measure in fresh child processes and return a complete record, whatever happened.
+
+    At least `min_processes` processes, more while their throughputs are
+    further apart than `target_rel_ci` (up to `max_processes`). A process
+    the machine disturbed waits for quiet and is measured again, up to
+    `noise.retries` times per point; one still disturbed after that is
+    kept, and the row is `noisy`.
+    """
+    budget = timing.Budget(**spec.budget)
+    policy = interference.NoisePolicy(**spec.noise)
     started = dt.datetime.now(dt.timezone.utc)
-    outcome = runner.run_isolated(
-        measure_throughput, spec, memory_limit_mb=spec.memory_limit_mb
-    )
+    kept: list[dict[str, Any]] = []
+    retries_left = policy.retries
+    remeasured = 0
+    failure: runner.Outcome | None = None
+    while len(kept) < budget.max_processes:
+        outcome = runner.run_isolated(target, spec, memory_limit_mb=spec.memory_limit_mb)
+        if outcome.value is None:
+            failure = outcome
+            break
+        disturbed = outcome.value["interference"]["disturbed"]
+        if disturbed and retries_left > 0:
+            retries_left -= 1
+            remeasured += 1
+            log_progress(f"process disturbed ({disturbed}); waiting for a quiet machine, then measuring again")
+            interference.wait_for_quiet(policy, spec.threads, policy.quiet_wait_seconds, log_progress)
+            continue
+        kept.append(outcome.value)
+        if disturbed and len(kept) >= budget.min_processes:
+            break  # the point is noisy whatever follows: more processes would not make it trusted
+        if len(kept) >= budget.min_processes:
+            spread = timing.process_spread([_summary(v) for v in kept])
+            if spread <= budget.target_rel_ci:
+                break
+            if len(kept) < budget.max_processes:
+                log_progress(f"processes disagree by {spread:.1%}: measuring in one more")
     finished = dt.datetime.now(dt.timezone.utc)
-    record = base_record(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
-    record.update(EMPTY_METRICS)
-    if spec.variant_dir:
-        gate = json.loads((Path(spec.variant_dir) / "gate.json").read_text())
-        record.update(top1_agreement=gate["top1_agreement"], gate_max_abs_diff=gate["max_abs_diff"])
-    record.update(
-        batch_size=spec.batch_size,
-        status=outcome.status,
-        error=outcome.error,
-        threads=spec.threads,
+    fields: dict[str, Any] = dict(
         started_at=started.isoformat(),
         finished_at=finished.isoformat(),
-        settings=asdict(spec),
+        remeasured=remeasured,
+        process_results=kept,
     )
-    if outcome.value is not None:
-        record.update(outcome.value)
-    else:
-        record["peak_memory_mb"] = outcome.observed_peak_mb or None
-        log_progress(f"{spec.model} batch {spec.batch_size}: {outcome.status}: {outcome.error}")
+    if gate is not None:
+        fields.update(top1_agreement=gate["top1_agreement"], gate_max_abs_diff=gate["max_abs_diff"])
+    if failure is not None:
+        log_progress(f"{spec.model} batch {spec.batch_size}: {failure.status}: {failure.error}")
+        return _record(
+            spec,
+            status=failure.status,
+            error=failure.error + (f" (in process {len(kept) + 1}; earlier ones finished)" if kept else ""),
+            throughput=None,
+            peak_memory_mb=failure.observed_peak_mb or None,
+            processes=len(kept),
+            **fields,
+        )
+    return _measured(spec, budget, kept, fields)
+
+
+def _summary(value: dict[str, Any]) -> timing.Summary:
+    known = timing.Summary.__dataclass_fields__
+    return timing.Summary(**{k: v for k, v in value.items() if k in known})
+
+
+def _measured(
+    spec: ThroughputSpec, budget: timing.Budget, kept: list[dict[str, Any]], fields: dict[str, Any]
+) -> ThroughputRecord:
+    summaries = [_summary(v) for v in kept]
+    combined = timing.combine(summaries, spec.batch_size, budget.target_rel_ci)
+    watched = [v["interference"] for v in kept]
+    disturbed = [w["disturbed"] for w in watched if w["disturbed"]]
+    disturbance = (
+        f"{len(disturbed)} of {len(kept)} processes disturbed after {fields['remeasured']} "
+        f"remeasured: {disturbed[-1]}"
+        if disturbed
+        else None
+    )
+    notes = [s.budget_note for s in summaries if s.budget_note]
+    shares = [w["interference"] for w in watched if w["interference"] is not None]
+    record = _record(
+        spec,
+        status=NOISY if disturbed else OK,
+        disturbance=disturbance,
+        error="; ".join(dict.fromkeys(notes)) or None,
+        peak_memory_mb=max(v["peak_memory_mb"] for v in kept),
+        baseline_memory_mb=max(v["baseline_memory_mb"] for v in kept),
+        gflops_per_image=kept[0]["gflops_per_image"],
+        cpu_share=min(w["cpu_share"] for w in watched),
+        interference=max(shares) if shares else None,
+        **asdict(combined),
+        **fields,
+    )
+    log_progress(
+        f"{spec.model} batch {spec.batch_size}: {record.throughput:.2f} img/s "
+        f"[{record.throughput_ci95_low:.2f}, {record.throughput_ci95_high:.2f}] over "
+        f"{record.processes} processes" + (f"; NOISY: {disturbance}" if disturbed else "")
+    )
     return record

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dlmark import compare, models
+from dlmark import compare, models, results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("old")
     cmp.add_argument("new")
     cmp.add_argument("--threshold", type=float, default=0.05, help="smallest relative change (default 0.05)")
+    pts = sub.add_parser(
+        "points",
+        help="raw throughput files with a given status, e.g. to measure them again",
+        description="Print the raw JSON files of throughput points with the given status(es), one "
+        "per line. Measure them again with: snakemake --cores 1 --resources gpu=1 --forcerun "
+        "$(dlmark points --status noisy)",
+    )
+    pts.add_argument("--status", nargs="+", default=["noisy"], choices=["ok", "noisy", "out_of_memory", "error"])
+    pts.add_argument("--results", default="results", help="the results folder (default results)")
+    pts.add_argument("--machine", help="only this machine label")
     mrg = sub.add_parser(
         "merge",
         help="copy another machine's results/ into this one's (then rerun snakemake)",
@@ -32,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "models":
         for info in models.zoo().values():
             print(f"{info.name:20s} {info.family:12s} {info.input_size}px  top-1 {info.top1:.4f}")
+        return 0
+    if args.command == "points":
+        for path in results.raw_points(args.results, args.status, args.machine):
+            print(path)
         return 0
     try:
         if args.command == "compare":

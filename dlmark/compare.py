@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dlmark.records import NOISY, TRUSTED
+
 KEYS = ["machine", "device", "runtime", "precision", "model", "batch_size"]
 
 
@@ -44,10 +46,17 @@ def _throughput_csv(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def compare(old: pd.DataFrame, new: pd.DataFrame, threshold: float = 0.05) -> tuple[list[Change], int]:
-    """Changes beyond both runs' intervals and `threshold`; also the number of rows compared."""
+def compare(
+    old: pd.DataFrame, new: pd.DataFrame, threshold: float = 0.05
+) -> tuple[list[Change], int, int]:
+    """Changes beyond both runs' intervals and `threshold`; the rows compared; the noisy rows left out.
+
+    Only trusted rows compare: a `noisy` row was measured on a busy machine,
+    and a change it shows may be the neighbour's.
+    """
     both = old.merge(new, on=KEYS, suffixes=("_old", "_new"))
-    both = both[(both["status_old"] == "ok") & (both["status_new"] == "ok")]
+    noisy = int(((both["status_old"] == NOISY) | (both["status_new"] == NOISY)).sum())
+    both = both[both["status_old"].isin(TRUSTED) & both["status_new"].isin(TRUSTED)]
     changes = []
     for _, row in both.iterrows():
         apart = (
@@ -65,14 +74,19 @@ def compare(old: pd.DataFrame, new: pd.DataFrame, threshold: float = 0.05) -> tu
                     row["latency_ms_mean_new"],
                 )
             )
-    return changes, len(both)
+    return changes, len(both), noisy
 
 
-def report(changes: list[Change], compared: int, threshold: float) -> str:
+def report(changes: list[Change], compared: int, threshold: float, noisy: int = 0) -> str:
     lines = [
         f"compared {compared} rows; {len(changes)} changed beyond their 95% confidence intervals "
         f"and {threshold:.0%}"
     ]
+    if noisy:
+        lines.append(
+            f"  left out {noisy} row(s) that are noisy in either run (measured on a busy machine): "
+            "remeasure them on a quiet machine to compare them"
+        )
     for c in sorted(changes, key=lambda c: c.relative):
         machine, device, runtime, precision, model, batch = c.key
         kind = "SLOWER" if c.regression else "faster"
@@ -86,8 +100,8 @@ def report(changes: list[Change], compared: int, threshold: float) -> str:
 
 def run_compare(old: str, new: str, threshold: float) -> int:
     """Print the comparison; exit status 1 when anything got slower (for CI jobs)."""
-    changes, compared = compare(_throughput_csv(old), _throughput_csv(new), threshold)
-    print(report(changes, compared, threshold))
+    changes, compared, noisy = compare(_throughput_csv(old), _throughput_csv(new), threshold)
+    print(report(changes, compared, threshold, noisy))
     if compared == 0:
         print("nothing to compare: no rows share machine, device, runtime, precision, model and batch")
         return 2

@@ -8,6 +8,7 @@ a model name found after an hour of sweeping is an hour lost.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
@@ -15,6 +16,7 @@ import jsonschema
 import yaml
 
 from dlmark import hardware, models, variants
+from dlmark.interference import NoisePolicy
 from dlmark.timing import Budget
 
 
@@ -120,11 +122,37 @@ def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> l
     return problems
 
 
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def section_defaults(section: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The schema's defaults of one config block (the one place defaults are written)."""
+    schema = schema or load_schema(SCHEMA)
+    return {k: v["default"] for k, v in schema["properties"][section]["properties"].items()}
+
+
+def budget_problems(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """Measure settings that contradict each other (min above max), globally or per model."""
+    defaults = section_defaults("measure", schema)
+    blocks = [("measure", {})] + [
+        (f"model_overrides.{m}.measure", o.get("measure") or {})
+        for m, o in (config.get("model_overrides") or {}).items()
+        if o and o.get("measure")
+    ]
+    problems = []
+    for where, override in blocks:
+        try:
+            Budget(**{**defaults, **(config.get("measure") or {}), **override})
+        except ValueError as exc:
+            problems.append(f"config {where}: {exc}")
+    return problems
+
+
 def check(config: dict[str, Any], schema: dict[str, Any], gpu_count: int | None = None) -> None:
     """Raise ConfigError listing every problem, or return quietly."""
     problems = schema_problems(config, schema)
     if not problems:
-        problems = semantic_problems(config, gpu_count)
+        problems = semantic_problems(config, gpu_count) + budget_problems(config, schema)
     if problems:
         raise ConfigError(
             "the config has {} problem(s):\n  - {}".format(len(problems), "\n  - ".join(problems))
@@ -141,9 +169,14 @@ def batch_sizes(config: dict[str, Any], model: str) -> list[int]:
 
 def measure_settings(config: dict[str, Any], model: str) -> dict[str, float]:
     """The measurement budget for `model`: the global block, then its overrides."""
-    settings = dict(config.get("measure") or {})
+    settings = {**section_defaults("measure"), **(config.get("measure") or {})}
     settings.update(_override(config, model).get("measure", {}))
     return Budget(**settings).to_dict()
+
+
+def noise_settings(config: dict[str, Any]) -> dict[str, float]:
+    """When a measurement counts as disturbed, and how often to measure it again."""
+    return asdict(NoisePolicy(**{**section_defaults("noise"), **(config.get("noise") or {})}))
 
 
 def memory_limit_mb(config: dict[str, Any], model: str) -> float:

@@ -72,7 +72,21 @@ def throughput_vs_batch_size(frame: pd.DataFrame) -> Figure:
             memory_ax.plot(
                 part["batch_size"], part["peak_memory_mb"], linestyle="--", color=color, alpha=0.6, marker="."
             )
-        failed = rows[rows["status"] != "ok"]
+        # Noisy points keep their numbers but not the line: the machine was
+        # busy while they were measured, so they are drawn apart, hollow.
+        for label, part in rows[rows["status"] == "noisy"].groupby("series"):
+            ax.scatter(
+                part["batch_size"],
+                part["throughput"],
+                marker="o",
+                s=70,
+                facecolors="none",
+                edgecolors=palette[label],
+                linewidths=1.5,
+                zorder=4,
+                label="noisy: machine busy, not trusted (hollow)",
+            )
+        failed = rows[~rows["status"].isin(["ok", "noisy"])]
         if not failed.empty:
             ax.scatter(
                 failed["batch_size"],
@@ -110,8 +124,12 @@ def throughput_vs_batch_size(frame: pd.DataFrame) -> Figure:
 
 
 def memory_vs_batch_size(frame: pd.DataFrame) -> Figure:
-    """Peak memory per model against batch size, on one set of log axes."""
-    ok = frame[frame["status"] == "ok"].assign(series=_series(frame))
+    """Peak memory per model against batch size, on one set of log axes.
+
+    Noisy rows count here: a busy neighbour slows a benchmark, it does not
+    change the memory it needs.
+    """
+    ok = frame[frame["status"].isin(["ok", "noisy"])].assign(series=_series(frame))
     fig, ax = plt.subplots(figsize=(8, 5))
     sns.lineplot(
         data=ok.sort_values(["model", "batch_size"]),

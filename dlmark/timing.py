@@ -17,17 +17,28 @@ from typing import Callable, Sequence
 import numpy as np
 
 
+# A call slower than the budget allows still gets `min_iterations` calls,
+# up to this many times `max_seconds`; past that the row says so.
+MAX_BUDGET_EXTENSION = 10.0
+
+
 @dataclass(frozen=True)
 class Budget:
-    """How long to warm up and measure; read from the config's `measure` block."""
+    """How long to warm up and measure, and in how many processes.
 
-    warmup_min_seconds: float = 0.5
-    warmup_max_seconds: float = 10.0
-    warmup_tolerance: float = 0.10
-    min_seconds: float = 1.0
-    max_seconds: float = 10.0
-    min_iterations: int = 5
-    target_rel_ci: float = 0.02
+    The config's `measure` block, with the schema's defaults filled in
+    (schemas/config.schema.yaml is the one place defaults are written).
+    """
+
+    warmup_min_seconds: float
+    warmup_max_seconds: float
+    warmup_tolerance: float
+    min_seconds: float
+    max_seconds: float
+    min_iterations: int
+    target_rel_ci: float
+    min_processes: int
+    max_processes: int
 
     def __post_init__(self) -> None:
         if self.min_seconds > self.max_seconds:
@@ -41,6 +52,16 @@ class Budget:
             )
         if self.min_iterations < 2:
             raise ValueError("measure.min_iterations must be at least 2 for a confidence interval")
+        if self.min_processes < 2:
+            raise ValueError(
+                "measure.min_processes must be at least 2: process-to-process variation is part of "
+                "the measurement"
+            )
+        if self.min_processes > self.max_processes:
+            raise ValueError(
+                f"measure.min_processes ({self.min_processes}) exceeds measure.max_processes "
+                f"({self.max_processes}); make min <= max"
+            )
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -64,6 +85,7 @@ class Summary:
     converged: bool
     warmup_iterations: int
     warmup_seconds: float
+    budget_note: str | None = None  # why fewer calls or more time than the budget says
     latencies_ms: list[float] = field(repr=False, default_factory=list)
 
 
@@ -186,7 +208,9 @@ def time_calls(
         call()
         samples.append((clock() - t0) / 1e9)
         elapsed = (clock() - start) / 1e9
-        if elapsed >= budget.max_seconds and len(samples) >= 2:
+        if elapsed >= budget.max_seconds and len(samples) >= budget.min_iterations:
+            break
+        if elapsed >= budget.max_seconds * MAX_BUDGET_EXTENSION:
             break
         if (
             elapsed >= budget.min_seconds
@@ -199,6 +223,14 @@ def time_calls(
             progress(f"measuring: {len(samples)} calls, {elapsed:.1f} s, ci95 +/-{half / mean:.1%}")
             next_report += 5.0
     summary = summarize(samples, batch_size, budget.target_rel_ci, len(warm), warmup_seconds)
+    elapsed = summary.measure_seconds
+    if summary.iterations < budget.min_iterations:
+        summary.budget_note = (
+            f"only {summary.iterations} of {budget.min_iterations} calls in "
+            f"{MAX_BUDGET_EXTENSION:g}x max_seconds: calls are too slow for this budget"
+        )
+    elif elapsed > budget.max_seconds * 1.05:
+        summary.budget_note = f"budget extended to {elapsed:.1f} s to reach {budget.min_iterations} calls"
     if progress:
         progress(
             f"measured: {summary.iterations} calls in {summary.measure_seconds:.2f} s, "
@@ -206,3 +238,65 @@ def time_calls(
             + ("" if summary.converged else " (budget spent before the CI target)")
         )
     return summary
+
+
+@dataclass
+class Combined:
+    """One point's numbers from several processes' summaries.
+
+    Process-to-process variation (memory layout, allocator state, clock
+    frequency) is often larger than the variation between calls in one
+    process, so the interval comes from the processes' mean latencies
+    (Student's t over processes), widened to the calls' own interval if
+    that is wider. Latency percentiles pool every call.
+    """
+
+    throughput: float
+    throughput_ci95_low: float
+    throughput_ci95_high: float
+    rel_ci95: float
+    latency_ms_mean: float
+    latency_ms_p50: float
+    latency_ms_p90: float
+    latency_ms_p99: float
+    iterations: int
+    measure_seconds: float
+    warmup_seconds: float
+    converged: bool
+    processes: int
+
+
+def process_spread(summaries: Sequence[Summary]) -> float:
+    """Relative range of the processes' throughputs: (max - min) / mean."""
+    values = [s.throughput for s in summaries]
+    return (max(values) - min(values)) / float(np.mean(values))
+
+
+def combine(summaries: Sequence[Summary], batch_size: int, target_rel_ci: float) -> Combined:
+    """Throughput and its 95% interval across processes (see `Combined`)."""
+    means = [s.latency_ms_mean / 1e3 for s in summaries]
+    mean = float(np.mean(means))
+    k = len(means)
+    between = mean_ci95(means)[1] if k > 1 else math.inf
+    within = math.sqrt(sum((s.latency_ms_ci95_halfwidth / 1e3) ** 2 for s in summaries)) / k
+    half = max(between, within) if k > 1 else within
+    pooled = np.concatenate([np.asarray(s.latencies_ms, dtype=float) for s in summaries])
+    p50, p90, p99 = np.percentile(pooled, [50, 90, 99]) if pooled.size else (math.nan,) * 3
+    low_lat, high_lat = mean + half, mean - half
+    rel = half / mean if mean > 0 else math.inf
+    return Combined(
+        throughput=batch_size / mean,
+        throughput_ci95_low=batch_size / low_lat if math.isfinite(low_lat) else 0.0,
+        throughput_ci95_high=batch_size / high_lat if high_lat > 0 else math.inf,
+        rel_ci95=rel,
+        latency_ms_mean=mean * 1e3,
+        latency_ms_p50=float(p50),
+        latency_ms_p90=float(p90),
+        latency_ms_p99=float(p99),
+        iterations=sum(s.iterations for s in summaries),
+        measure_seconds=sum(s.measure_seconds for s in summaries),
+        warmup_seconds=sum(s.warmup_seconds for s in summaries),
+        # Each process reached its own target, and they agree within it.
+        converged=all(s.converged for s in summaries) and process_spread(summaries) <= target_rel_ci,
+        processes=k,
+    )

@@ -37,6 +37,5 @@ rule accuracy:
         machine=MACHINE,
         imagenet=config["imagenet"],
         threads=benchmark_threads,
-        variant_dir=variant_dir,
     script:
         "../scripts/accuracy.py"

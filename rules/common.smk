@@ -104,6 +104,10 @@ def measure_settings(wildcards):
     return dlconfig.measure_settings(config, wildcards.model)
 
 
+def noise_settings(wildcards):
+    return dlconfig.noise_settings(config)
+
+
 def memory_limit_mb(wildcards):
     """The CPU memory budget of a model; GPUs are limited by their memory."""
     if wildcards.device != "cpu":
@@ -116,22 +120,22 @@ def benchmark_threads(wildcards):
     return config["cpu_threads"]
 
 
-def is_reference(wildcards):
-    return (wildcards.runtime, wildcards.precision) == dlconfig.variants.REFERENCE
-
-
 def variant_gate(wildcards):
-    """The prepared variant a job needs (none for the float32 reference)."""
-    if is_reference(wildcards):
-        return []
+    """The prepared variant a job needs: its files and its correctness gate.
+
+    The float32 reference has one too: its oneDNN-fused network is checked
+    against the network as defined.
+    """
     return f"resources/variants/{wildcards.model}/{wildcards.runtime}-{wildcards.precision}/gate.json"
-
-
-def variant_dir(wildcards):
-    gate = variant_gate(wildcards)
-    return str(Path(gate).parent) if gate else ""
 
 
 def variant_weights(wildcards):
     """Variants are built from the pretrained weights when accuracy is measured."""
     return weights_file(wildcards) if dlconfig.measures_accuracy(config) else []
+
+
+def run_summary():
+    """What the end of a run says about noisy or failed points."""
+    from dlmark import results
+
+    return results.run_summary("results", MACHINE)

@@ -17,6 +17,5 @@ rule max_batch:
         threads=benchmark_threads,
         memory_limit_mb=memory_limit_mb,
         search=dlconfig.max_batch_settings(config),
-        variant_dir=variant_dir,
     script:
         "../scripts/max_batch.py"

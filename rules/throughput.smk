@@ -16,8 +16,8 @@ rule throughput:
     params:
         machine=MACHINE,
         budget=measure_settings,
+        noise=noise_settings,
         threads=benchmark_threads,
         memory_limit_mb=memory_limit_mb,
-        variant_dir=variant_dir,
     script:
         "../scripts/throughput.py"

@@ -1,5 +1,7 @@
 """Snakemake glue: measure one model's ImageNet accuracy and write its JSON."""
 
+from pathlib import Path
+
 from dlmark import accuracy, hardware, joblog, results
 
 joblog.redirect(snakemake.log[0])
@@ -18,6 +20,6 @@ spec = accuracy.AccuracySpec(
     batch_size=data["batch_size"],
     workers=data["workers"],
     threads=hardware.resolve_threads(snakemake.params.threads),
-    variant_dir=snakemake.params.variant_dir,
+    variant_dir=str(Path(snakemake.input.gate).parent),
 )
 results.write_json(snakemake.output[0], accuracy.run_accuracy(spec))

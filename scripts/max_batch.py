@@ -1,5 +1,7 @@
 """Snakemake glue: search one model's largest batch size and write its JSON."""
 
+from pathlib import Path
+
 from dlmark import hardware, joblog, maxbatch, results
 
 joblog.redirect(snakemake.log[0])
@@ -12,7 +14,7 @@ spec = maxbatch.SearchSpec(
     machine=snakemake.params.machine,
     threads=hardware.resolve_threads(snakemake.params.threads),
     memory_limit_mb=snakemake.params.memory_limit_mb,
-    variant_dir=snakemake.params.variant_dir,
+    variant_dir=str(Path(snakemake.input.gate).parent),
     **snakemake.params.search,
 )
 results.write_json(snakemake.output[0], maxbatch.run_search(spec))

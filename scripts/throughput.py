@@ -1,6 +1,8 @@
 """Snakemake glue: measure one throughput point and write its JSON."""
 
-from dlmark import benchmark, hardware, joblog, results
+from pathlib import Path
+
+from dlmark import benchmark, hardware, joblog, records, results
 
 joblog.redirect(snakemake.log[0])
 w = snakemake.wildcards
@@ -13,13 +15,9 @@ spec = benchmark.ThroughputSpec(
     machine=snakemake.params.machine,
     threads=hardware.resolve_threads(snakemake.params.threads),
     budget=snakemake.params.budget,
+    noise=snakemake.params.noise,
     memory_limit_mb=snakemake.params.memory_limit_mb,
-    variant_dir=snakemake.params.variant_dir,
+    variant_dir=str(Path(snakemake.input.gate).parent),
 )
-max_batch = results.read_record(snakemake.input.max_batch, results.MAX_BATCH_RECORD_SCHEMA)
-record = (
-    benchmark.failed_gate(spec, snakemake.input.gate)
-    or benchmark.skipped_over_max_batch(spec, max_batch)
-    or benchmark.run_throughput(spec)
-)
-results.write_json(snakemake.output[0], record)
+max_batch = results.read_record(snakemake.input.max_batch, records.MaxBatchRecord)
+results.write_json(snakemake.output[0], benchmark.throughput_point(spec, max_batch))

@@ -40,3 +40,21 @@ def killed_above_16(spec):
     if spec.batch_size > 16:
         os.kill(os.getpid(), signal.SIGKILL)
     return {"peak_memory_mb": 100.0 + spec.batch_size}
+
+
+def measure_then_crash(spec):
+    """A real measurement in the first process; a segfault in every later one.
+
+    The count lives in a file named by DLMARK_TEST_COUNTER: each process is
+    fresh, so nothing else survives from one to the next.
+    """
+    from pathlib import Path
+
+    from dlmark import benchmark
+
+    counter = Path(os.environ["DLMARK_TEST_COUNTER"])
+    runs = int(counter.read_text()) if counter.exists() else 0
+    counter.write_text(str(runs + 1))
+    if runs >= 1:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return benchmark.measure_throughput(spec)

@@ -36,6 +36,8 @@ TINY_CONFIG = {
         "max_seconds": 0.5,
         "min_iterations": 3,
         "target_rel_ci": 0.05,
+        "min_processes": 3,
+        "max_processes": 3,
     },
 }
 

@@ -95,13 +95,26 @@ def scaled(source: Path, target: Path, factor) -> Path:
     return target
 
 
-def test_compare_flags_a_20_percent_slowdown(run, tmp_path):
+def test_compare_flags_a_halving(run, tmp_path):
     old = run / "results/throughput.csv"
-    new = scaled(old, tmp_path / "slow.csv", 0.8)
+    # Intervals span processes (a few percent to tens of percent on tiny models): halve, to clear them all.
+    new = scaled(old, tmp_path / "slow.csv", 0.5)
     done = subprocess.run([str(DLMARK), "compare", str(old), str(new)], capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stdout.count("SLOWER") == len(pd.read_csv(old))
-    assert "(-20.0%)" in done.stdout
+    assert "(-50.0%)" in done.stdout
+
+
+def test_compare_leaves_noisy_rows_out_and_says_so(run, tmp_path):
+    old = run / "results/throughput.csv"
+    frame = pd.read_csv(old)
+    frame.loc[0, "status"] = "noisy"
+    noisy = tmp_path / "noisy.csv"
+    frame.to_csv(noisy, index=False)
+    new = scaled(noisy, tmp_path / "slow.csv", 0.5)
+    done = subprocess.run([str(DLMARK), "compare", str(old), str(new)], capture_output=True, text=True)
+    assert done.stdout.count("SLOWER") == len(frame) - 1
+    assert "left out 1 row(s) that are noisy" in done.stdout
 
 
 def test_compare_is_quiet_within_noise(run, tmp_path):

@@ -16,6 +16,7 @@ from PIL import Image
 
 from conftest import ROOT, SNAKEMAKE, snakemake, write_config
 from dlmark import results
+from dlmark.records import MaxBatchRecord
 
 pytestmark = pytest.mark.workflow
 
@@ -173,12 +174,46 @@ def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny
     for path in (raw / "ci/throughput").rglob("*.json"):
         results.read_record(path)
     for path in (raw / "ci/max_batch").rglob("*.json"):
-        results.read_record(path, results.MAX_BATCH_RECORD_SCHEMA)
+        results.read_record(path, MaxBatchRecord)
     result = snakemake(tmp_path)
     assert jobs_run(result.stdout + result.stderr).get("throughput") == 4 - len(finished)
     after = mtimes(tmp_path)
     assert len(after) == 4
     assert all(after[p] == t for p, t in finished.items())
+
+
+def test_noisy_points_are_announced_and_remeasured_by_name(tiny_run, tmp_path):
+    workdir = tiny_run.copy(tmp_path / "run")
+    # Mark one finished point noisy, as a busy machine would have left it.
+    point = workdir / RAW / "squeezenet1.1/bs2.json"
+    record = json.loads(point.read_text())
+    record.update(status="noisy", disturbance="1 of 3 processes disturbed: test")
+    point.write_text(json.dumps(record))
+    summary = snakemake(workdir, "--forcerun", "aggregate_throughput")
+    assert "1 throughput point(s) are noisy" in summary.stdout + summary.stderr
+    assert "hollow" in (summary.stdout + summary.stderr)
+    listed = subprocess.run(
+        [str(SNAKEMAKE.parent / "dlmark"), "points", "--status", "noisy"],
+        cwd=workdir, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert listed == [f"{RAW}/squeezenet1.1/bs2.json"]
+    before = mtimes(workdir)
+    rerun = snakemake(workdir, "--forcerun", *listed)
+    assert jobs_run(rerun.stdout + rerun.stderr).get("throughput") == 1
+    after = mtimes(workdir)
+    assert [p for p in after if after[p] != before[p]] == [f"{RAW}/squeezenet1.1/bs2.json"]
+    frame = pd.read_csv(workdir / "results/throughput.csv")
+    assert (frame["status"] == "ok").all()
+
+
+def test_a_contradictory_budget_is_a_config_error_before_any_job(tmp_path, tiny_config):
+    tiny_config["measure"].update(min_seconds=3, max_seconds=1)
+    write_config(tmp_path, tiny_config)
+    result = snakemake(tmp_path, "-n", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "config measure: measure.min_seconds (3) exceeds measure.max_seconds (1)" in output
+    assert "Traceback" not in output and "InputFunctionException" not in output
 
 
 @pytest.mark.parametrize(
