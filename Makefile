@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake
 CORES ?= 1
 
-.PHONY: run test env slurm-deps lint fmt report bench-fidelity bench-repeat bench-overhead bench-max-batch bench-accuracy-pipeline bench-slurm clean
+.PHONY: run test env slurm-deps lint fmt report bench-fidelity bench-repeat bench-overhead bench-max-batch bench-accuracy-pipeline bench-slurm bench-interference clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ bench-repeat: $(STAMP)
 	bash benchmarks/overhead.sh bench/repeat-a
 	bash benchmarks/overhead.sh bench/repeat-b
 	$(BIN)/python benchmarks/repeatability.py bench/repeat-a/results/throughput.csv bench/repeat-b/results/throughput.csv
+	$(BIN)/dlmark compare bench/repeat-a/results bench/repeat-b/results
+
+# The default run with one CPU-bound process through its first half, against
+# a quiet run (bench/repeat-a when `make bench-repeat` made one).
+bench-interference: $(STAMP)
+	$(BIN)/python benchmarks/interference.py $(if $(wildcard bench/repeat-a/wall.json),--quiet bench/repeat-a)
 
 bench-max-batch: $(STAMP)
 	$(BIN)/python benchmarks/max_batch_compare.py

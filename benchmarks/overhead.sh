@@ -26,6 +26,7 @@ measured = sum(r["measure_seconds"] or 0 for r in records)
 warm = sum(r.get("warmup_seconds") or 0 for r in records)
 search = sum(r["search_seconds"] for r in searches)
 rest = wall = end - start
+Path(work, "wall.json").write_text(json.dumps({"seconds": wall}))
 rest -= measured + warm + search
 print(f"overhead: wall {wall:.1f} s for {len(records)} throughput points and {len(searches)} "
       f"largest-batch searches: measuring {measured:.1f} s ({measured / wall:.0%} of wall), "
