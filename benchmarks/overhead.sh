@@ -22,16 +22,22 @@ work, start, end, dry_start, dry_end = sys.argv[1], *map(float, sys.argv[2:])
 raw = Path(work, "results/raw")
 records = [json.loads(p.read_text()) for p in raw.glob("*/throughput/**/*.json")]
 searches = [json.loads(p.read_text()) for p in raw.glob("*/max_batch/**/*.json")]
+processes = [p for r in records for p in r.get("process_results") or []]
 measured = sum(r["measure_seconds"] or 0 for r in records)
 warm = sum(r.get("warmup_seconds") or 0 for r in records)
+# A process's life less its warm-up and timing: start-up, import, model building.
+start_up = sum(p["process_seconds"] - p["warmup_seconds"] - p["measure_seconds"] for p in processes)
+fresh = sum(not p["forked"] for p in processes)
 search = sum(r["search_seconds"] for r in searches)
 rest = wall = end - start
 Path(work, "wall.json").write_text(json.dumps({"seconds": wall}))
-rest -= measured + warm + search
-print(f"overhead: wall {wall:.1f} s for {len(records)} throughput points and {len(searches)} "
-      f"largest-batch searches: measuring {measured:.1f} s ({measured / wall:.0%} of wall), "
-      f"warm-up {warm:.1f} s, searches {search:.1f} s ({sum(r['trials'] for r in searches)} trials), "
-      f"everything else {rest:.1f} s ({rest / len(records):.1f} s per point)")
+rest -= measured + warm + start_up + search
+print(f"overhead: wall {wall:.1f} s for {len(records)} throughput points ({len(processes)} processes, "
+      f"{fresh} new, {len(processes) - fresh} forked) and {len(searches)} largest-batch searches: "
+      f"measuring {measured:.1f} s ({measured / wall:.0%} of wall), warm-up {warm:.1f} s ({warm / wall:.0%}), "
+      f"process start and model building {start_up:.1f} s ({start_up / wall:.0%}), "
+      f"searches {search:.1f} s ({search / wall:.0%}; {sum(r['trials'] for r in searches)} trials), "
+      f"the rest (Snakemake jobs, variants, tables, figures) {rest:.1f} s ({rest / wall:.0%})")
 print(f"no-op dry run (snakemake -n on complete results): {dry_end - dry_start:.2f} s (target < 3 s)")
 print(f"results in {work}")
 PY

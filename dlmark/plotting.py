@@ -335,10 +335,14 @@ def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
 
 
 def save(fig: Figure, png: str | Path, svg: str | Path | None = None) -> None:
-    """Write the figure; PNG at print resolution, SVG for editing."""
-    Path(png).parent.mkdir(parents=True, exist_ok=True)
-    # "tight" keeps legends placed outside the axes inside the image.
-    fig.savefig(png, dpi=150, bbox_inches="tight")
-    if svg:
-        fig.savefig(svg, bbox_inches="tight")
+    """Write the figure whole or not at all; PNG at print resolution, SVG for editing."""
+    for path, options in ((png, {"dpi": 150}), (svg, {})):
+        if not path:
+            continue
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.tmp{path.suffix}")
+        # "tight" keeps legends placed outside the axes inside the image.
+        fig.savefig(partial, bbox_inches="tight", **options)
+        partial.replace(path)
     plt.close(fig)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import shutil
 import signal
 import subprocess
@@ -72,73 +73,77 @@ def _signal_name(code: int) -> str:
         return f"signal {code}"
 
 
-def run_isolated(
-    target: Callable[[Any], dict[str, Any]],
-    arg: Any,
-    memory_limit_mb: float | None = None,
-    timeout_s: float | None = None,
-    poll_s: float = 0.05,
-) -> Outcome:
-    """Call `target(arg)` in a spawned process; never raise for its failures.
+def die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux).
 
-    With `memory_limit_mb`, the child's resident set is watched and the
-    child killed once it exceeds the limit: on a CPU the limit is a budget
-    the user sets, and enforcing it from outside means a trial that would
-    push the host into swap or the OOM killer stops early instead. The
-    child's own peak (getrusage) is checked too, for spikes between polls.
+    A measurement whose job was killed (Snakemake killed with -9, a lost
+    node) must not go on loading the machine for the next run.
     """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _job_files(target: Callable[[Any], dict[str, Any]], arg: Any) -> tuple[str, str, str]:
     if getattr(target, "__module__", None) == "__main__":
         raise ValueError("run_isolated needs a target importable by module name, not from __main__")
     workdir = tempfile.mkdtemp(prefix="dlmark-child-")
     job_path = os.path.join(workdir, "job.pkl")
-    answer_path = os.path.join(workdir, "answer.pkl")
     with open(job_path, "wb") as f:
         pickle.dump((target, arg), f)
-    # A plain subprocess, not multiprocessing: spawn would re-run the
-    # parent's __main__, which under Snakemake is the job script itself.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dlmark.runner", job_path, answer_path], env=env
-    )
-    watched = psutil.Process(process.pid)
+    return workdir, job_path, os.path.join(workdir, "answer.pkl")
+
+
+def _watch(
+    pid: int,
+    finished: Callable[[float], int | None],
+    memory_limit_mb: float | None,
+    timeout_s: float | None,
+    poll_s: float,
+) -> tuple[int | None, float, str | None]:
+    """Watch process `pid` until `finished(poll_s)` gives its exit code.
+
+    Returns (exit code, largest resident set seen, why it was killed). The
+    resident set is polled so that a trial which would push the host into
+    swap or the OOM killer is stopped early instead.
+    """
+    try:
+        watched: psutil.Process | None = psutil.Process(pid)
+    except psutil.Error:  # already ended (and reaped by the warm process)
+        watched = None
     observed = 0.0
     started = time.monotonic()
-    killed_for: str | None = None
-    try:
-        while True:
-            try:
-                process.wait(timeout=poll_s)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            try:
+    while True:
+        code = finished(poll_s)
+        if code is not None:
+            return code, observed, None
+        try:
+            if watched is not None:
                 observed = max(observed, watched.memory_info().rss / MB)
-            except psutil.Error:
-                continue
-            if memory_limit_mb is not None and observed > memory_limit_mb:
-                killed_for = (
-                    f"exceeded the memory limit of {memory_limit_mb:.0f} MiB "
-                    f"(resident set reached {observed:.0f} MiB)"
-                )
-                break
-            if timeout_s is not None and time.monotonic() - started > timeout_s:
-                killed_for = f"timed out after {timeout_s:.0f} s"
-                break
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    message = None
-    if killed_for is None and os.path.exists(answer_path):
-        with open(answer_path, "rb") as f:
-            message = pickle.load(f)
-    shutil.rmtree(workdir, ignore_errors=True)
+        except psutil.Error:
+            continue
+        if memory_limit_mb is not None and observed > memory_limit_mb:
+            return None, observed, (
+                f"exceeded the memory limit of {memory_limit_mb:.0f} MiB "
+                f"(resident set reached {observed:.0f} MiB)"
+            )
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            return None, observed, f"timed out after {timeout_s:.0f} s"
 
+
+def _outcome(
+    code: int | None, observed: float, killed_for: str | None, answer_path: str, memory_limit_mb: float | None
+) -> Outcome:
+    """How a watched process ended, from its answer file, exit code or the reason it was killed."""
     if killed_for is not None:
         status = OUT_OF_MEMORY if "memory" in killed_for else ERROR
         return Outcome(status, None, killed_for, observed)
-    if message is None:
-        code = process.returncode or 0
+    if not os.path.exists(answer_path):
+        code = code or 0
         if code < 0 and -code == signal.SIGKILL:
             return Outcome(
                 OUT_OF_MEMORY,
@@ -148,9 +153,12 @@ def run_isolated(
             )
         if code < 0:
             return Outcome(ERROR, None, f"crashed with {_signal_name(-code)}", observed)
-        return Outcome(ERROR, None, f"exited with status {code} without a result", observed)
-
-    status, value, error = message
+        # MXNet's own SIGSEGV handler prints "Segmentation fault" and exits with 255.
+        return Outcome(
+            ERROR, None, f"exited with status {code} without a result (its last words are in the job log)", observed
+        )
+    with open(answer_path, "rb") as f:
+        status, value, error = pickle.load(f)
     if status == OK and value is not None:
         peak = float(value.get("child_peak_rss_mb", 0.0))
         observed = max(observed, peak)
@@ -164,5 +172,184 @@ def run_isolated(
     return Outcome(status, value, error, observed)
 
 
+def _child_env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+
+
+def run_isolated(
+    target: Callable[[Any], dict[str, Any]],
+    arg: Any,
+    memory_limit_mb: float | None = None,
+    timeout_s: float | None = None,
+    poll_s: float = 0.05,
+) -> Outcome:
+    """Call `target(arg)` in a new Python process; never raise for its failures.
+
+    With `memory_limit_mb`, the child's resident set is watched and the
+    child killed once it exceeds the limit: on a CPU the limit is a budget
+    the user sets. The child's own peak (getrusage) is checked too, for
+    spikes between polls.
+    """
+    workdir, job_path, answer_path = _job_files(target, arg)
+    # A plain subprocess, not multiprocessing: spawn would re-run the
+    # parent's __main__, which under Snakemake is the job script itself.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlmark.runner", job_path, answer_path],
+        env=_child_env(),
+        preexec_fn=die_with_parent,
+    )
+
+    def finished(wait_s: float) -> int | None:
+        try:
+            return process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    try:
+        code, observed, killed_for = _watch(process.pid, finished, memory_limit_mb, timeout_s, poll_s)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    try:
+        return _outcome(code, observed, killed_for, answer_path, memory_limit_mb)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class Forker:
+    """A warm process that forks fresh measurement processes on demand.
+
+    Starting Python and importing MXNet costs more than a second, paid again
+    by every process a point is measured in. This process pays it once
+    (`preload(arg)`: pin the thread pools, import the framework, run
+    nothing), then forks a child per measurement. A forked child builds its
+    own network, memory pool and thread pools, as a new process does, and it
+    is watched, killed and judged the same way (a crash is a status, not a
+    dead job). What it does not give is a fresh process's resident set:
+    pages the warm process touched are not counted until the child touches
+    them. So memory figures come from processes started by `run_isolated`;
+    forked ones give timings.
+
+        with Forker(preload, arg) as forker:
+            outcome = forker.run(target, arg)
+    """
+
+    def __init__(self, preload: Callable[[Any], None], arg: Any) -> None:
+        self._workdir, job_path, _ = _job_files(preload, arg)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "dlmark.runner", "--forker", job_path],
+            env=_child_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            preexec_fn=die_with_parent,
+        )
+        assert self._process.stdout is not None and self._process.stdin is not None
+        self._pending = b""
+        ready = self._readline(None)
+        if ready != "ready":
+            self.close()
+            raise RuntimeError(f"the warm measurement process failed to start (said {ready!r})")
+
+    def _readline(self, timeout_s: float | None) -> str | None:
+        """One protocol line, or None if none came within `timeout_s` (None: wait)."""
+        assert self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([fd], [], [], timeout_s)
+            if not ready:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return ""  # the warm process is gone
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line.decode()
+
+    def run(
+        self,
+        target: Callable[[Any], dict[str, Any]],
+        arg: Any,
+        memory_limit_mb: float | None = None,
+        timeout_s: float | None = None,
+        poll_s: float = 0.05,
+    ) -> Outcome:
+        """Like `run_isolated`, in a child forked from the warm process."""
+        workdir, job_path, answer_path = _job_files(target, arg)
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(f"{job_path}\t{answer_path}\n".encode())
+            pid = int(self._readline(None) or "")
+        except (OSError, ValueError):
+            shutil.rmtree(workdir, ignore_errors=True)
+            return Outcome(ERROR, None, "the warm measurement process died", 0.0)
+
+        def finished(wait_s: float) -> int | None:
+            line = self._readline(wait_s)
+            return None if line is None else int(line or "-9")
+
+        try:
+            code, observed, killed_for = _watch(pid, finished, memory_limit_mb, timeout_s, poll_s)
+            if code is None:  # killed for its memory or time: collect its exit
+                os.kill(pid, signal.SIGKILL)
+                self._readline(None)
+            return _outcome(code, observed, killed_for, answer_path, memory_limit_mb)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Forker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _forker_main(preload_path: str) -> None:
+    """The warm process: preload, then fork one child per job line on stdin.
+
+    It answers each job with the child's pid, then, once the child ended,
+    its exit code (negative: the signal that ended it). Children write
+    their answer files as fresh processes do.
+    """
+    with open(preload_path, "rb") as f:
+        preload, arg = pickle.load(f)
+    preload(arg)
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything else printed goes to the log, not into the protocol
+    protocol.write("ready\n")
+    for line in sys.stdin:
+        job_path, answer_path = line.rstrip("\n").split("\t")
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                protocol.close()
+                die_with_parent()
+                _child_main(job_path, answer_path)
+                code = 0
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        protocol.write(f"{pid}\n")
+        _, status = os.waitpid(pid, 0)
+        protocol.write(f"{os.waitstatus_to_exitcode(status)}\n")
+
+
 if __name__ == "__main__":
-    _child_main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--forker":
+        _forker_main(sys.argv[2])
+    else:
+        _child_main(sys.argv[1], sys.argv[2])

@@ -58,3 +58,14 @@ def measure_then_crash(spec):
     if runs >= 1:
         os.kill(os.getpid(), signal.SIGSEGV)
     return benchmark.measure_throughput(spec)
+
+
+def report_pid_and_wait(pid_file):
+    """Write this process's pid, then wait to be killed."""
+    import time
+    from pathlib import Path
+
+    Path(pid_file + ".tmp").write_text(str(os.getpid()))
+    os.replace(pid_file + ".tmp", pid_file)
+    time.sleep(60)
+    return {}

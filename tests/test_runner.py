@@ -1,3 +1,11 @@
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
 import child_targets
 from dlmark import runner
 
@@ -51,3 +59,59 @@ def test_timeout_is_an_error():
     outcome = runner.run_isolated(child_targets.allocate, 1, timeout_s=0.5)
     assert outcome.status == runner.ERROR
     assert "timed out" in outcome.error
+
+
+def no_preload(arg):
+    """A warm process that imports nothing beyond the runner."""
+
+
+@pytest.fixture(scope="module")
+def forker():
+    with runner.Forker(no_preload, None) as warm:
+        yield warm
+
+
+@pytest.mark.parametrize(
+    "target, arg, status, words",
+    [
+        (child_targets.succeed, 7, runner.OK, None),
+        (child_targets.raise_oom, None, runner.OUT_OF_MEMORY, "out of memory"),
+        (child_targets.segfault, None, runner.ERROR, "SIGSEGV"),
+        (child_targets.sigkill, None, runner.OUT_OF_MEMORY, "SIGKILL"),
+    ],
+)
+def test_a_forked_process_ends_like_a_fresh_one(forker, target, arg, status, words):
+    outcome = forker.run(target, arg)
+    assert outcome.status == status
+    if words:
+        assert words in outcome.error
+    else:
+        assert outcome.value["echo"] == 7
+
+
+def test_the_warm_process_survives_its_children_and_enforces_the_limit(forker):
+    over = forker.run(child_targets.allocate, 400, memory_limit_mb=150)
+    assert over.status == runner.OUT_OF_MEMORY and "memory limit" in over.error
+    assert forker.run(child_targets.succeed, 7).value["echo"] == 7  # still serving after a kill
+
+
+def test_children_die_with_the_process_that_watches_them(tmp_path):
+    """A measurement never outlives its job: killing the job's process kills its child too."""
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import child_targets\n"
+        "from dlmark import runner\n"
+        "runner.run_isolated(child_targets.report_pid_and_wait, sys.argv[1])\n"
+    )
+    pid_file = tmp_path / "child.pid"
+    job = subprocess.Popen([sys.executable, str(script), str(pid_file)])
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = psutil.Process(int(pid_file.read_text()))
+    job.kill()  # as kill -9 of a job, a lost node or the OOM killer would
+    job.wait()
+    child.wait(timeout=10)
+    assert not child.is_running()
