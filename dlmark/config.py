@@ -73,11 +73,10 @@ def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> l
         except models.UnknownModelError as exc:
             problems.append(f"config models: {exc}")
     for name in config.get("model_overrides", {}) or {}:
-        if name not in config.get("models", []):
-            problems.append(
-                f"config model_overrides.{name}: '{name}' is not in models; "
-                "add it to models or remove its override"
-            )
+        try:
+            models.model_info(name)
+        except models.UnknownModelError as exc:
+            problems.append(f"config model_overrides: {exc}")
     devices = config.get("devices", [])
     if any(hardware.device_index(d) is not None for d in devices):
         gpus = len(hardware.gpu_names()) if gpu_count is None else gpu_count
@@ -107,7 +106,7 @@ def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> l
     lists = [("variants", config.get("variants", []))] + [
         (f"model_overrides.{m}.variants", o["variants"])
         for m, o in (config.get("model_overrides") or {}).items()
-        if o and "variants" in o
+        if o and "variants" in o and m in config.get("models", [])
     ]
     for where, listed in lists:
         for variant in listed:
@@ -137,7 +136,7 @@ def budget_problems(config: dict[str, Any], schema: dict[str, Any]) -> list[str]
     blocks = [("measure", {})] + [
         (f"model_overrides.{m}.measure", o.get("measure") or {})
         for m, o in (config.get("model_overrides") or {}).items()
-        if o and o.get("measure")
+        if o and o.get("measure") and m in config.get("models", [])
     ]
     problems = []
     for where, override in blocks:
@@ -157,6 +156,15 @@ def check(config: dict[str, Any], schema: dict[str, Any], gpu_count: int | None 
         raise ConfigError(
             "the config has {} problem(s):\n  - {}".format(len(problems), "\n  - ".join(problems))
         )
+
+
+def unused_overrides(config: dict[str, Any]) -> list[str]:
+    """Zoo models with overrides that this run does not benchmark (a subset was asked for).
+
+    `snakemake --config 'models=[squeezenet1.1]'` merges into config.yaml,
+    whose overrides name other models: they are ignored, not an error.
+    """
+    return [m for m in (config.get("model_overrides") or {}) if m not in config.get("models", [])]
 
 
 def _override(config: dict[str, Any], model: str) -> dict[str, Any]:
@@ -196,7 +204,7 @@ def weights_sha1(config: dict[str, Any], model: str) -> str:
 
 
 def max_batch_settings(config: dict[str, Any]) -> dict[str, Any]:
-    return dict(config.get("max_batch") or {})
+    return {**section_defaults("max_batch"), **(config.get("max_batch") or {})}
 
 
 def cpu_threads(config: dict[str, Any]) -> int:

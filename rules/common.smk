@@ -1,4 +1,5 @@
 import re
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -13,6 +14,13 @@ dlconfig.check(
 
 
 validate(config, "../schemas/config.schema.yaml")
+
+if dlconfig.unused_overrides(config):
+    print(
+        "dlmark: model_overrides of models not in this run's models are ignored: "
+        + ", ".join(dlconfig.unused_overrides(config)),
+        file=sys.stderr,
+    )
 
 MACHINE = config["machine"]
 RAW = f"results/raw/{MACHINE}"

@@ -66,9 +66,16 @@ def test_gpu_that_exists_passes():
     dlconfig.check(config, SCHEMA, gpu_count=2)
 
 
-def test_override_of_a_model_not_benchmarked():
-    config = shipped() | {"models": ["resnet18_v1", "mobilenet1.0"]}
-    assert "'inceptionv3' is not in models" in problems_of(config)
+def test_overrides_of_models_outside_a_subset_are_ignored():
+    config = shipped() | {"models": ["squeezenet1.1"]}
+    dlconfig.check(config, SCHEMA, gpu_count=0)  # no error
+    assert set(dlconfig.unused_overrides(config)) == set(shipped()["model_overrides"])
+
+
+def test_an_override_whose_name_is_no_model_is_still_an_error():
+    config = shipped()
+    config["model_overrides"]["resnet18v1"] = {"batch_sizes": [1]}
+    assert "model_overrides: unknown model 'resnet18v1'. Did you mean resnet18_v1" in problems_of(config)
 
 
 def test_unknown_key_is_rejected():

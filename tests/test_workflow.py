@@ -206,6 +206,14 @@ def test_noisy_points_are_announced_and_remeasured_by_name(tiny_run, tmp_path):
     assert (frame["status"] == "ok").all()
 
 
+def test_a_subset_of_the_shipped_config_runs_without_editing_it(tmp_path):
+    (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    result = snakemake(tmp_path, "-n", "--config", "models=[squeezenet1.1]")
+    output = result.stdout + result.stderr
+    assert output.count("model_overrides of models not in this run's models are ignored") == 1
+    assert "squeezenet1.1" in output and "resnet18_v1/bs" not in output
+
+
 def test_a_contradictory_budget_is_a_config_error_before_any_job(tmp_path, tiny_config):
     tiny_config["measure"].update(min_seconds=3, max_seconds=1)
     write_config(tmp_path, tiny_config)
