@@ -59,6 +59,7 @@ def main() -> None:
     busy_for = quiet_wall / 2
     spin = f"import time\nend = time.time() + {busy_for}\nwhile time.time() < end: pass"
     burner = subprocess.Popen([sys.executable, "-c", spin])
+    busy_until = pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=busy_for)
     print(f"busy run: one CPU-bound process for the first {busy_for:.0f} s", flush=True)
     try:
         busy_wall = run(args.busy, args.config)
@@ -73,6 +74,15 @@ def main() -> None:
     both["off"] = (both["throughput"] / both["throughput_quiet"] - 1).abs()
     measured = both[both["status"].isin(["ok", "noisy"])]
     wrong = measured[(measured["status"] == "ok") & (measured["off"] > 0.10)]
+    started = pd.to_datetime([
+        json.loads((args.busy / "results/raw" / row["machine"] / "throughput" / row["device"]
+                    / f"{row['runtime']}-{row['precision']}" / row["model"] / f"bs{row['batch_size']}.json")
+                   .read_text())["started_at"]
+        for _, row in measured.iterrows()
+    ])
+    during = measured[started < busy_until]
+    print(f"rows begun while the CPU-bound process ran: {len(during)}, by status: "
+          f"{during['status'].value_counts().to_dict()}")
     counts = busy["status"].value_counts().to_dict()
     remeasured = int((busy["remeasured"] > 0).sum())
     print(f"busy run statuses: {counts}; rows with a remeasured process: {remeasured} "
@@ -88,7 +98,8 @@ def main() -> None:
     for _, row in wrong.iterrows():
         print(f"  {row['model']} batch {row['batch_size']} {row['runtime']}/{row['precision']}: "
               f"{row['throughput']:.1f} vs {row['throughput_quiet']:.1f} img/s quiet, cpu_share "
-              f"{row['cpu_share']:.2f}, interference {row['interference']:.2f}")
+              f"{row['cpu_share']:.2f}, interference {row['interference']:.2f}"
+              + (" (begun while the CPU-bound process ran)" if row.name in during.index else " (begun after it ended)"))
 
 
 if __name__ == "__main__":
