@@ -4,7 +4,7 @@ from pathlib import Path
 
 from dlmark import accuracy, hardware, joblog, results
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 w = snakemake.wildcards
 data = snakemake.params.imagenet
 spec = accuracy.AccuracySpec(

@@ -2,7 +2,7 @@
 
 from dlmark import joblog, results
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 frame = results.accuracy_table(snakemake.input, snakemake.params.models)
 results.write_csv(snakemake.output[0], frame)
 print(f"{len(frame)} rows ({int((frame['source'] == 'measured').sum())} measured) -> {snakemake.output[0]}")

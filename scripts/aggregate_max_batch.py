@@ -2,7 +2,7 @@
 
 from dlmark import joblog, results
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 frame = results.max_batch_table(snakemake.input)
 results.write_csv(snakemake.output[0], frame)
 print(f"{len(frame)} rows -> {snakemake.output[0]}")

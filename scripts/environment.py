@@ -6,7 +6,7 @@ import pandas as pd
 
 from dlmark import hardware, joblog, provenance, results
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 tables = {name: pd.read_csv(path) for name, path in snakemake.input.items()}
 summary = {
     "written_at": dt.datetime.now(dt.timezone.utc).isoformat(),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from dlmark import joblog, weights
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 target = Path(snakemake.output[0])
 spec = weights.WeightsSpec(
     model=snakemake.wildcards.model,

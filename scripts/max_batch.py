@@ -4,7 +4,7 @@ from pathlib import Path
 
 from dlmark import hardware, joblog, maxbatch, results
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 w = snakemake.wildcards
 spec = maxbatch.SearchSpec(
     model=w.model,

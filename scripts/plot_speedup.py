@@ -4,6 +4,6 @@ import pandas as pd
 
 from dlmark import joblog, plotting
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 figure = plotting.speedup(pd.read_csv(snakemake.input[0]), snakemake.params.batch_size)
 plotting.save(figure, snakemake.output.png, snakemake.output.svg)

@@ -4,6 +4,6 @@ import pandas as pd
 
 from dlmark import joblog, plotting
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 figure = plotting.throughput_vs_batch_size(pd.read_csv(snakemake.input[0]))
 plotting.save(figure, snakemake.output.png, snakemake.output.svg)

@@ -4,7 +4,7 @@ import pandas as pd
 
 from dlmark import joblog, plotting
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 figure = plotting.throughput_vs_accuracy(
     pd.read_csv(snakemake.input.throughput),
     pd.read_csv(snakemake.input.accuracy),

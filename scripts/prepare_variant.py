@@ -5,7 +5,7 @@ from pathlib import Path
 from dlmark import hardware, joblog, variants
 from dlmark.benchmark import limit_threads
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 w = snakemake.wildcards
 threads = hardware.resolve_threads(snakemake.params.threads)
 limit_threads(threads)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from dlmark import benchmark, hardware, joblog, records, results
 
-joblog.redirect(snakemake.log[0])
+joblog.start(snakemake.log[0])
 w = snakemake.wildcards
 spec = benchmark.ThroughputSpec(
     model=w.model,

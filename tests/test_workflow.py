@@ -182,6 +182,36 @@ def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny
     assert all(after[p] == t for p, t in finished.items())
 
 
+def test_after_a_hard_kill_nothing_runs_on_and_unlock_then_rerun_finishes(tmp_path, tiny_config):
+    import psutil
+
+    tiny_config["measure"]["min_seconds"] = 1.0
+    tiny_config["measure"]["max_seconds"] = 1.5
+    write_config(tmp_path, tiny_config)
+    command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not mtimes(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # the next point's job and its measurement processes are under way
+    running = psutil.Process(process.pid).children(recursive=True)
+    assert running, "a job should be running when Snakemake is killed"
+    process.kill()  # kill -9 of Snakemake alone, as the OOM killer or a lost node would
+    process.wait()
+    gone, alive = psutil.wait_procs(running, timeout=15)
+    assert not alive, f"still running after Snakemake died: {[p.cmdline() for p in alive]}"
+    finished = mtimes(tmp_path)
+    assert 1 <= len(finished) < 4
+    # The lock survives a hard kill; the README names the one manual step.
+    locked = snakemake(tmp_path, check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    snakemake(tmp_path, "--unlock")
+    result = snakemake(tmp_path)
+    assert jobs_run(result.stdout + result.stderr).get("throughput") == 4 - len(finished)
+    after = mtimes(tmp_path)
+    assert len(after) == 4 and all(after[p] == t for p, t in finished.items())
+
+
 def test_noisy_points_are_announced_and_remeasured_by_name(tiny_run, tmp_path):
     workdir = tiny_run.copy(tmp_path / "run")
     # Mark one finished point noisy, as a busy machine would have left it.
