@@ -16,6 +16,8 @@ from importlib import metadata
 
 import psutil
 
+from dlmark.memory import MB
+
 CPU_FLAGS_THAT_MATTER = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8")
 DEVICE_PATTERN = r"cpu|gpu[0-9]+"
 
@@ -84,7 +86,7 @@ def gpu_total_memory_mb(index: int) -> float:
     pynvml.nvmlInit()
     try:
         info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(index))
-        return info.total / 2**20
+        return info.total / MB
     finally:
         pynvml.nvmlShutdown()
 
@@ -111,9 +113,8 @@ def package_version(name: str) -> str | None:
 
 
 def software(runtime: str) -> str:
-    """The framework that ran the model, as 'name version'."""
-    package = {"mxnet": "mxnet", "onnxruntime": "onnxruntime", "torch": "torch"}.get(runtime, runtime)
-    return f"{runtime} {package_version(package) or 'unknown'}"
+    """The framework that ran the model, as 'name version' (runtimes are named as their packages)."""
+    return f"{runtime} {package_version(runtime) or 'unknown'}"
 
 
 def host_facts() -> dict[str, object]:
@@ -124,7 +125,7 @@ def host_facts() -> dict[str, object]:
         "cpu_flags": cpu_flags(),
         "physical_cores": physical_cores(),
         "logical_cores": os.cpu_count(),
-        "memory_mb": round(psutil.virtual_memory().total / 2**20),
+        "memory_mb": round(psutil.virtual_memory().total / MB),
         "os": platform.platform(),
         "python": platform.python_version(),
         "packages": {

@@ -55,10 +55,6 @@ class SearchResult:
     reached_upper_bound: bool = False
     method: str = "linear"
 
-    @property
-    def seconds(self) -> float:
-        return sum(t.seconds for t in self.trials)
-
 
 def run_trial(spec: TrialSpec) -> dict[str, Any]:
     """Two forward passes at one batch size; report the process's peak memory.

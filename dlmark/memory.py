@@ -40,7 +40,3 @@ def gpu_memory_used_mb(device_index: int) -> float:
     free, total = mx.context.gpu_memory_info(device_index)
     return (total - free) / MB
 
-
-def host_memory_mb() -> float:
-    """Total physical memory of the host, in MiB."""
-    return psutil.virtual_memory().total / MB

@@ -21,6 +21,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from dlmark.variants import REFERENCE  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
 
 
@@ -293,8 +295,8 @@ def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
     """Speed-up of each variant over mxnet/float32 per model, with 95% intervals."""
     speed = pick_batch(throughput, batch_size)
     keys = ["machine", "device", "model", "batch_size"]
-    reference = speed[(speed["runtime"] == "mxnet") & (speed["precision"] == "float32")]
-    others = speed[~((speed["runtime"] == "mxnet") & (speed["precision"] == "float32"))]
+    is_reference = (speed["runtime"] == REFERENCE[0]) & (speed["precision"] == REFERENCE[1])
+    reference, others = speed[is_reference], speed[~is_reference]
     both = others.merge(reference, on=keys, suffixes=("", "_ref"))
     both = both.assign(
         variant=both["runtime"] + "/" + both["precision"],
