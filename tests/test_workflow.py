@@ -182,6 +182,16 @@ def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny
     assert all(after[p] == t for p, t in finished.items())
 
 
+def measuring(process) -> bool:
+    """Whether `process` is a measurement child (it may end while we look)."""
+    import psutil
+
+    try:
+        return "dlmark.runner" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
 def test_after_a_hard_kill_nothing_runs_on_and_unlock_then_rerun_finishes(tmp_path, tiny_config):
     import psutil
 
@@ -193,9 +203,14 @@ def test_after_a_hard_kill_nothing_runs_on_and_unlock_then_rerun_finishes(tmp_pa
     deadline = time.monotonic() + 120
     while not mtimes(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(1.0)  # the next point's job and its measurement processes are under way
-    running = psutil.Process(process.pid).children(recursive=True)
-    assert running, "a job should be running when Snakemake is killed"
+    # Kill while the next point's job and its measurement process are under way.
+    running: list = []
+    while time.monotonic() < deadline:
+        running = psutil.Process(process.pid).children(recursive=True)
+        if any(measuring(p) for p in running):
+            break
+        time.sleep(0.1)
+    assert running, "a measurement should be running when Snakemake is killed"
     process.kill()  # kill -9 of Snakemake alone, as the OOM killer or a lost node would
     process.wait()
     gone, alive = psutil.wait_procs(running, timeout=15)
