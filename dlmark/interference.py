@@ -121,6 +121,15 @@ class Interference:
         return asdict(self)
 
 
+def others_too_busy(other_cpu_cores: float, threads: int, logical_cpus: int, limits: NoisePolicy) -> bool:
+    """Whether other processes used more than the cores the benchmark leaves free, plus a margin.
+
+    A 1-thread benchmark on 2 cores is not slowed by one busy neighbour
+    (measured), so only use beyond the spare cores counts.
+    """
+    return other_cpu_cores > max(0, logical_cpus - threads) + limits.max_other_cpu_cores
+
+
 def judge(
     cpu_share: float,
     other_cpu_cores: float | None,
@@ -131,17 +140,13 @@ def judge(
     on_gpu: bool,
     limits: NoisePolicy,
 ) -> str | None:
-    """Why a measurement was disturbed, or None.
-
-    Other processes may use the cores this benchmark leaves free (a
-    1-thread benchmark on 2 cores is not slowed by one busy neighbour,
-    measured), so only their use beyond the spare cores counts.
-    """
+    """Why a measurement was disturbed, or None (a GPU benchmark keeps one CPU busy)."""
     reasons = []
     if not on_gpu and cpu_share < limits.min_cpu_share:
         reasons.append(f"got {cpu_share:.0%} of its {threads} thread(s)' CPU time")
-    spare = max(0, logical_cpus - threads) if not on_gpu else logical_cpus - 1
-    if other_cpu_cores is not None and other_cpu_cores > spare + limits.max_other_cpu_cores:
+    if other_cpu_cores is not None and others_too_busy(
+        other_cpu_cores, 1 if on_gpu else threads, logical_cpus, limits
+    ):
         reasons.append(f"other processes kept {other_cpu_cores:.2f} of {logical_cpus} CPUs busy")
     if steal is not None and steal > limits.max_steal:
         reasons.append(f"the hypervisor stole {steal:.0%} of the CPU time")
@@ -210,8 +215,7 @@ def machine_is_quiet(limits: NoisePolicy, threads: int, window_s: float = 0.5) -
         return True, None
     # This (waiting) process uses next to nothing, so the machine's busy time is the others'.
     others = (end - start) / window_s
-    spare = max(0, (os.cpu_count() or 1) - threads)
-    return others <= spare + limits.max_other_cpu_cores, others
+    return not others_too_busy(others, threads, os.cpu_count() or 1, limits), others
 
 
 def wait_for_quiet(limits: NoisePolicy, threads: int, max_wait_s: float, log: Any = None) -> bool:

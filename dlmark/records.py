@@ -15,6 +15,7 @@ know about that shape, so no list of columns or schema is written twice:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -100,7 +101,9 @@ class Record:
         return first + [n for n in names if n not in first and n not in last] + last
 
     @classmethod
+    @functools.cache
     def json_schema(cls) -> dict[str, Any]:
+        """Generated once per class from its fields (read on every record validated)."""
         hints = typing.get_type_hints(cls)
         properties = {}
         for f in dataclasses.fields(cls):

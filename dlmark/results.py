@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from dlmark import provenance
-from dlmark.records import AccuracyRecord, MaxBatchRecord, Record, ResultFileError, ThroughputRecord
+from dlmark.records import AccuracyRecord, MaxBatchRecord, Record, ThroughputRecord
+from dlmark.records import ResultFileError  # noqa: F401  (readers catch it from here)
 
 if TYPE_CHECKING:  # pandas is imported where tables are made: job scripts need not pay for it
     import pandas as pd
