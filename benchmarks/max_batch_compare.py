@@ -12,10 +12,46 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Callable
 
 import yaml
 
 from dlmark import config as dlconfig, maxbatch
+
+
+def find_max_batch_doubling(
+    trial: maxbatch.TrialFn,
+    memory_limit_mb: float,
+    start: int = 1024,
+    upper_bound: int = 1 << 16,
+    log: Callable[[str], None] = lambda _: None,
+) -> maxbatch.SearchResult:
+    """The seed project's method, kept to compare against: double, then bisect."""
+    result = maxbatch.SearchResult(0, memory_limit_mb, None, method="doubling")
+
+    def attempt(batch: int) -> bool:
+        t = trial(batch)
+        result.trials.append(t)
+        log(f"trial {len(result.trials)}: batch {batch} {'fits' if t.fits else 'does not fit'}")
+        return t.fits
+
+    lo, hi = 0, start
+    while attempt(hi):
+        lo, hi = hi, hi * 2
+        if hi > upper_bound:
+            result.max_batch_size, result.reached_upper_bound = lo, True
+            return result
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if attempt(mid):
+            lo = mid
+        else:
+            hi = mid
+    result.max_batch_size = lo
+    result.memory_at_max_mb = next(
+        (t.peak_memory_mb for t in reversed(result.trials) if t.fits and t.batch_size == lo), None
+    )
+    return result
 
 
 def main() -> None:
@@ -26,16 +62,18 @@ def main() -> None:
     with open(args.config, encoding="utf-8") as f:
         config = yaml.safe_load(f)
     threads = dlconfig.cpu_threads(config)
-    upper = (config.get("max_batch") or {}).get("upper_bound", 1024)
+    settings = dlconfig.max_batch_settings(config)
     rows = []
     for model in args.models or config["models"]:
         limit = dlconfig.memory_limit_mb(config, model)
         trial = maxbatch.isolated_trial(model, "cpu", threads, limit)
         started = time.monotonic()
-        ours = maxbatch.find_max_batch(trial, limit, upper_bound=upper)
+        ours = maxbatch.find_max_batch(
+            trial, limit, upper_bound=settings["upper_bound"], probe=settings["probe"], step=settings["step"]
+        )
         ours_s = time.monotonic() - started
         started = time.monotonic()
-        seed = maxbatch.find_max_batch_doubling(trial, limit)
+        seed = find_max_batch_doubling(trial, limit)
         seed_s = time.monotonic() - started
         rows.append((model, ours.max_batch_size, len(ours.trials), ours_s, seed.max_batch_size, len(seed.trials), seed_s))
         print(

@@ -72,21 +72,17 @@ def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
     that slowed warm-up may also have stretched it into the timed part.
     """
     limit_threads(spec.threads)
-    import mxnet as mx
-
     index = hardware.device_index(spec.device)
-    ctx = mx.cpu() if index is None else mx.gpu(index)
     log_progress(f"{spec.model} on {spec.device}, batch {spec.batch_size}, {spec.threads} thread(s)")
     gflops = models.gflops_per_image(spec.model)
     # The input lives on the device before the clock starts: copying it in
     # would time the host-to-device link, not the model.
-    variant = variants.VariantSpec(spec.model, spec.runtime, spec.precision, spec.variant_dir, spec.threads)
-    call = variants.timed_call(variant, spec.batch_size, ctx)
+    call = variants.device_call(spec, spec.batch_size)
     baseline = memory.current_rss_mb()
     budget = timing.Budget(**spec.budget)
     with interference.Watch(spec.threads, interference.NoisePolicy(**spec.noise), index) as watch:
         summary = timing.time_calls(call, spec.batch_size, budget, progress=log_progress)
-    peak = memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
+    peak = memory.peak_mb(index)
     result = asdict(summary)
     result.update(
         peak_memory_mb=peak,

@@ -63,17 +63,13 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     settles after the first call's allocations (static_alloc plans once).
     """
     limit_threads(spec.threads)
-    import mxnet as mx
-
     index = hardware.device_index(spec.device)
-    ctx = mx.cpu() if index is None else mx.gpu(index)
-    variant = variants.VariantSpec(spec.model, spec.runtime, spec.precision, spec.variant_dir, spec.threads)
-    call = variants.timed_call(variant, spec.batch_size, ctx)
+    call = variants.device_call(spec, spec.batch_size)
     # Weights, framework and input, before any activation: the line's intercept.
-    baseline = memory.current_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
+    baseline = memory.current_mb(index)
     for _ in range(2):
         call()
-    peak = memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
+    peak = memory.peak_mb(index)
     return {"peak_memory_mb": peak, "baseline_mb": baseline}
 
 
@@ -152,9 +148,10 @@ def _next_guess(lo: Trial, below: Trial | None, hi: Trial | None, limit: float) 
 def find_max_batch(
     trial: TrialFn,
     memory_limit_mb: float,
-    upper_bound: int = 1024,
-    probe: int = 8,
-    step: int = 1,
+    *,
+    upper_bound: int,
+    probe: int,
+    step: int,
     log: Callable[[str], None] = lambda _: None,
 ) -> SearchResult:
     """Largest batch B with trial(B) fitting and trial(B+step) not (or B = upper bound).
@@ -226,41 +223,6 @@ def find_max_batch(
     return result
 
 
-def find_max_batch_doubling(
-    trial: TrialFn,
-    memory_limit_mb: float,
-    start: int = 1024,
-    upper_bound: int = 1 << 16,
-    log: Callable[[str], None] = lambda _: None,
-) -> SearchResult:
-    """The seed project's method, kept to compare against: double, then bisect."""
-    result = SearchResult(0, memory_limit_mb, None, method="doubling")
-
-    def attempt(batch: int) -> bool:
-        t = trial(batch)
-        result.trials.append(t)
-        log(f"trial {len(result.trials)}: batch {batch} {'fits' if t.fits else 'does not fit'}")
-        return t.fits
-
-    lo, hi = 0, start
-    while attempt(hi):
-        lo, hi = hi, hi * 2
-        if hi > upper_bound:
-            result.max_batch_size, result.reached_upper_bound = lo, True
-            return result
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if attempt(mid):
-            lo = mid
-        else:
-            hi = mid
-    result.max_batch_size = lo
-    result.memory_at_max_mb = next(
-        (t.peak_memory_mb for t in reversed(result.trials) if t.fits and t.batch_size == lo), None
-    )
-    return result
-
-
 @dataclass(frozen=True)
 class SearchSpec:
     model: str
@@ -270,10 +232,11 @@ class SearchSpec:
     machine: str
     threads: int
     memory_limit_mb: float | None  # None on a GPU: its memory less the margin
-    upper_bound: int = 1024
-    probe: int = 8
-    step: int = 1
-    gpu_memory_margin_mb: float = 1024.0
+    # The config's max_batch block (its defaults live in the schema only).
+    upper_bound: int
+    probe: int
+    step: int
+    gpu_memory_margin_mb: float
     variant_dir: str = ""
 
 

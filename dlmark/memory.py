@@ -40,3 +40,12 @@ def gpu_memory_used_mb(device_index: int) -> float:
     free, total = mx.context.gpu_memory_info(device_index)
     return (total - free) / MB
 
+
+def current_mb(device_index: int | None) -> float:
+    """Memory this process holds now where it computes: its resident set, or its GPU's."""
+    return current_rss_mb() if device_index is None else gpu_memory_used_mb(device_index)
+
+
+def peak_mb(device_index: int | None) -> float:
+    """The peak this process needed where it computes: resident set, or GPU pool."""
+    return peak_rss_mb() if device_index is None else gpu_memory_used_mb(device_index)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from dlmark import models, results
+from dlmark import hardware, models, results
 
 REFERENCE = ("mxnet", "float32")
 SUPPORTED = {("mxnet", "float32"), ("onnxruntime", "float32"), ("mxnet", "int8")}
@@ -257,3 +257,28 @@ def timed_call(spec: VariantSpec, batch_size: int, ctx: Any) -> Callable[[], Non
     data = mx.nd.random.uniform(shape=shape, ctx=ctx)
     data.wait_to_read()
     return lambda: net(data).wait_to_read()
+
+
+class OnDevice(Protocol):
+    """What a measurement (a throughput point, a largest-batch trial) says about its variant."""
+
+    model: str
+    device: str
+    runtime: str
+    precision: str
+    variant_dir: str
+    threads: int
+
+
+def context(device: str) -> Any:
+    """The MXNet context of a dlmark device name ("cpu", "gpu0", ...)."""
+    import mxnet as mx
+
+    index = hardware.device_index(device)
+    return mx.cpu() if index is None else mx.gpu(index)
+
+
+def device_call(spec: OnDevice, batch_size: int) -> Callable[[], None]:
+    """`timed_call` for a measurement: its prepared variant, on its device."""
+    variant = VariantSpec(spec.model, spec.runtime, spec.precision, spec.variant_dir, spec.threads)
+    return timed_call(variant, batch_size, context(spec.device))

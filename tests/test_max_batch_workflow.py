@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from conftest import snakemake, write_config
-from dlmark import benchmark, maxbatch
+from dlmark import benchmark, config, maxbatch
 
 MODEL = "squeezenet1.1"  # about 7 MiB per image: boundaries far apart
 
@@ -49,7 +49,7 @@ def test_a_killed_trial_counts_as_not_fitting():
         machine="ci",
         threads=1,
         memory_limit_mb=1000,
-        upper_bound=256,
+        **{**config.max_batch_settings({}), "upper_bound": 256},
     )
     trial = maxbatch.isolated_trial(
         spec.model, "cpu", 1, 1000, target=child_targets.killed_above_16

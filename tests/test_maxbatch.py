@@ -1,6 +1,17 @@
+import importlib.util
+from pathlib import Path
+
 import pytest
 
-from dlmark import maxbatch
+from dlmark import config, maxbatch
+
+
+def search(trial, **changes):
+    """find_max_batch with the config's default settings, as the workflow runs it."""
+    settings = {**config.max_batch_settings({}), **changes}
+    return maxbatch.find_max_batch(
+        trial, LIMIT, upper_bound=settings["upper_bound"], probe=settings["probe"], step=settings["step"]
+    )
 
 
 def synthetic(memory_of):
@@ -34,7 +45,7 @@ def brute_force(memory_of, upper=4096):
 )
 def test_finds_the_exact_boundary(memory_of):
     trial, calls = synthetic(memory_of)
-    result = maxbatch.find_max_batch(trial, LIMIT, upper_bound=4096)
+    result = search(trial, upper_bound=4096)
     expected = brute_force(memory_of)
     assert result.max_batch_size == expected
     # The proof is in the trials: B fitted and B+1 did not.
@@ -45,7 +56,7 @@ def test_finds_the_exact_boundary(memory_of):
 
 def test_linear_memory_needs_three_trials():
     trial, calls = synthetic(lambda b: 100 + 7.3 * b)
-    result = maxbatch.find_max_batch(trial, LIMIT)
+    result = search(trial)
     assert result.max_batch_size == 123
     assert calls == [8, 123, 124]  # the probe, the prediction, the proof
     assert result.memory_at_max_mb == pytest.approx(100 + 7.3 * 123)
@@ -53,14 +64,14 @@ def test_linear_memory_needs_three_trials():
 
 def test_limit_below_batch_one_gives_zero_after_two_trials():
     trial, calls = synthetic(lambda b: 1500 + b)
-    result = maxbatch.find_max_batch(trial, LIMIT)
+    result = search(trial)
     assert result.max_batch_size == 0
     assert calls == [8, 1]
 
 
 def test_upper_bound_stops_a_runaway_search():
     trial, _ = synthetic(lambda b: 10 + 0.001 * b)
-    result = maxbatch.find_max_batch(trial, LIMIT, upper_bound=256)
+    result = search(trial, upper_bound=256)
     assert result.max_batch_size == 256
     assert result.reached_upper_bound
     assert max(t.batch_size for t in result.trials) == 256
@@ -77,25 +88,34 @@ def test_a_trial_stopped_early_is_not_used_as_a_true_peak():
             return maxbatch.Trial(batch, False, LIMIT + 1, 0.0, "stopped", complete=False)
         return maxbatch.Trial(batch, True, peak, 0.0)
 
-    result = maxbatch.find_max_batch(trial, LIMIT)
+    result = search(trial)
     assert result.max_batch_size == brute_force(memory_of)
     assert len(result.trials) <= 10  # bisection once the line has overshot
 
 
 def test_step_sets_the_granularity():
     trial, _ = synthetic(lambda b: 100 + 7.3 * b)
-    result = maxbatch.find_max_batch(trial, LIMIT, step=8)
+    result = search(trial, step=8)
     tried = {t.batch_size: t.fits for t in result.trials}
     assert tried[result.max_batch_size] and not tried[result.max_batch_size + 8]
     assert 123 - 8 < result.max_batch_size <= 123
+
+
+def seed_method():
+    """The seed project's search lives with the benchmark that compares against it."""
+    path = Path(__file__).parents[1] / "benchmarks" / "max_batch_compare.py"
+    spec = importlib.util.spec_from_file_location("max_batch_compare", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_doubling_and_bisecting_agrees_but_needs_more_trials():
     memory_of = lambda b: 100 + 7.3 * b  # noqa: E731
     fast, _ = synthetic(memory_of)
     seed, _ = synthetic(memory_of)
-    ours = maxbatch.find_max_batch(fast, LIMIT)
-    theirs = maxbatch.find_max_batch_doubling(seed, LIMIT)
+    ours = search(fast)
+    theirs = seed_method().find_max_batch_doubling(seed, LIMIT)
     assert ours.max_batch_size == theirs.max_batch_size == 123
     assert len(theirs.trials) == 11  # 1024, then bisecting [0, 1024)
     assert len(ours.trials) < len(theirs.trials)
