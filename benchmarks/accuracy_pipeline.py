@@ -43,9 +43,13 @@ def main() -> None:
         make_images(Path(scratch), args.images)
         samples = imagenet.discover(scratch, num_classes=10)
         net = models.build_net(args.model, mx.cpu())
+
+        def predict(images: np.ndarray) -> np.ndarray:
+            return net(mx.nd.array(images)).asnumpy()
+
         size = models.model_info(args.model).input_size
-        accuracy.evaluate(accuracy.gluon_predict(net), samples[: args.batch], size, args.batch, args.workers)  # warm-up
-        result = accuracy.evaluate(accuracy.gluon_predict(net), samples, size, args.batch, args.workers)
+        accuracy.evaluate(predict, samples[: args.batch], size, args.batch, args.workers)  # warm-up
+        result = accuracy.evaluate(predict, samples, size, args.batch, args.workers)
     print(
         f"{args.model}, {result.num_images} JPEGs 500x375, batch {args.batch}, {args.workers} decode workers: "
         f"whole pass {result.images_per_second:.1f} img/s, inference alone "

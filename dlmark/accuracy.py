@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -59,14 +59,6 @@ def batches(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-
-
-def gluon_predict(net: Any, ctx: Any = None) -> Callable[[np.ndarray], np.ndarray]:
-    """Scores of a Gluon block for a numpy batch, as numpy."""
-    import mxnet as mx
-
-    ctx = ctx or mx.cpu()
-    return lambda images: net(mx.nd.array(images, ctx=ctx)).asnumpy()
 
 
 def evaluate(

@@ -47,7 +47,7 @@ def test_measured_accuracy_replaces_the_published_one(tmp_path, tiny_config, mod
     # The same network on the same subset, evaluated here, gives the same numbers.
     samples = imagenet.subset(imagenet.discover(val_dir, num_classes=data.CLASSES), 2)
     net.load_parameters(str(fetched))
-    expected = accuracy.evaluate(accuracy.gluon_predict(net), samples, input_size=224, workers=1)
+    expected = accuracy.evaluate(data.predict_with(net), samples, input_size=224, workers=1)
     assert (row["top1"], row["top5"]) == (expected.top1, expected.top5)
 
     with Image.open(work / "results/figures/throughput_vs_accuracy.png") as image:

@@ -25,8 +25,8 @@ def test_measured_accuracy_equals_the_known_answer_in_both_layouts(tmp_path):
     folders = imagenet.discover(data.make_folders(tmp_path / "a"), num_classes=data.CLASSES)
     images, labels = data.make_flat(tmp_path / "b")
     flat = imagenet.discover(images, labels, num_classes=data.CLASSES)
-    a = accuracy.evaluate(accuracy.gluon_predict(net), folders, input_size=32, batch_size=7, workers=2)
-    b = accuracy.evaluate(accuracy.gluon_predict(net), flat, input_size=32, batch_size=4, workers=1)
+    a = accuracy.evaluate(data.predict_with(net), folders, input_size=32, batch_size=7, workers=2)
+    b = accuracy.evaluate(data.predict_with(net), flat, input_size=32, batch_size=4, workers=1)
     assert (a.top1, a.top5, a.num_images) == (data.EXPECTED_TOP1, data.EXPECTED_TOP5, 30)
     assert (b.top1, b.top5, b.num_images) == (a.top1, a.top5, a.num_images)
 
@@ -87,4 +87,4 @@ def test_corrupt_image_is_reported_by_name(tmp_path):
     bad.write_bytes(b"\xff\xd8 this is not a jpeg")
     samples = imagenet.discover(root, num_classes=data.CLASSES)
     with pytest.raises(imagenet.DataError, match="cannot read image .*img_3_1.JPEG"):
-        accuracy.evaluate(accuracy.gluon_predict(data.nearest_grey_net()), samples, input_size=32, workers=2)
+        accuracy.evaluate(data.predict_with(data.nearest_grey_net()), samples, input_size=32, workers=2)
