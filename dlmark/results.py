@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from dlmark import provenance
+from dlmark import hardware, provenance
 from dlmark.records import AccuracyRecord, MaxBatchRecord, Record, ThroughputRecord
 from dlmark.records import ResultFileError  # noqa: F401  (readers catch it from here)
 
@@ -170,3 +170,37 @@ def run_summary(results_dir: str | Path, machine: str) -> str | None:
             "--forcerun $(dlmark points --status error)"
         )
     return "\n".join(lines) or None
+
+
+def environment_summary(
+    machine: str, devices: list[str], threads: int, config: dict[str, Any], tables: dict[str, Path | str]
+) -> dict[str, Any]:
+    """What a run ran on and what it produced, for results/environment.json.
+
+    The tables are summarised (rows, machines, statuses) so a reader sees at
+    once whether results from other machines were merged in and how many
+    points failed, without opening them.
+    """
+    import datetime as dt
+
+    import pandas as pd
+
+    frames = {name: pd.read_csv(path) for name, path in tables.items()}
+    return {
+        "written_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "machine": machine,
+        "host": hardware.host_facts(),
+        "devices": {d: hardware.device_name(d) for d in devices},
+        "cpu_threads": threads,
+        "workflow": provenance.workflow_version(),
+        "config": config,
+        "config_hash": provenance.settings_hash(config),
+        "tables": {
+            name: {
+                "rows": len(frame),
+                "machines": sorted(frame["machine"].astype(str).unique()),
+                "status": frame["status"].value_counts().to_dict() if "status" in frame else None,
+            }
+            for name, frame in frames.items()
+        },
+    }

@@ -6,7 +6,7 @@ localrules:
 rule fetch_weights:
     """Pretrained weights of one model, named and verified as MXNet's model store does."""
     output:
-        "resources/weights/{model}-{short_sha1}.params",
+        WEIGHTS,
     log:
         "logs/fetch_weights/{model}-{short_sha1}.log",
     conda:
@@ -23,9 +23,9 @@ rule accuracy:
     """Top-1/top-5 of one model on the ImageNet validation images."""
     input:
         weights=weights_file,
-        gate=variant_gate,
+        gate=GATE,
     output:
-        f"{RAW}/accuracy/{{runtime}}-{{precision}}/{{model}}.json",
+        ACCURACY,
     log:
         f"logs/{MACHINE}/accuracy/{{runtime}}-{{precision}}/{{model}}.log",
     conda:

@@ -25,6 +25,15 @@ if dlconfig.unused_overrides(config):
 MACHINE = config["machine"]
 RAW = f"results/raw/{MACHINE}"
 
+# Where each file lives, written once: the rule that makes a file names its
+# template as output, and every rule or target list that needs the file
+# fills in the same template.
+GATE = "resources/variants/{model}/{runtime}-{precision}/gate.json"
+WEIGHTS = "resources/weights/{model}-{short_sha1}.params"
+MAX_BATCH = f"{RAW}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.json"
+THROUGHPUT = f"{RAW}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.json"
+ACCURACY = f"{RAW}/accuracy/{{runtime}}-{{precision}}/{{model}}.json"
+
 # Benchmarks must never overlap: two at once would each time the other's
 # load. Every benchmark job takes a slot of this resource, and on one machine
 # there is one slot, whatever --cores says. Only where each benchmark gets a
@@ -50,7 +59,13 @@ wildcard_constraints:
 
 def throughput_results():
     return [
-        f"{RAW}/throughput/{t.device}/{t.runtime}-{t.precision}/{t.model}/bs{t.batch_size}.json"
+        THROUGHPUT.format(
+            device=t.device,
+            runtime=t.runtime,
+            precision=t.precision,
+            model=t.model,
+            batch=t.batch_size,
+        )
         for t in dlconfig.targets(config)
     ]
 
@@ -71,7 +86,9 @@ def other_machines(stage):
 def max_batch_results():
     return sorted(
         {
-            f"{RAW}/max_batch/{t.device}/{t.runtime}-{t.precision}/{t.model}.json"
+            MAX_BATCH.format(
+                device=t.device, runtime=t.runtime, precision=t.precision, model=t.model
+            )
             for t in dlconfig.targets(config)
         }
     )
@@ -97,7 +114,7 @@ def accuracy_results():
     if not dlconfig.measures_accuracy(config):
         return []
     return [
-        f"{RAW}/accuracy/{runtime}-{precision}/{model}.json"
+        ACCURACY.format(runtime=runtime, precision=precision, model=model)
         for model in config["models"]
         for runtime, precision in dlconfig.model_variants(config, model)
     ]
@@ -105,7 +122,7 @@ def accuracy_results():
 
 def weights_file(wildcards):
     sha1 = dlconfig.weights_sha1(config, wildcards.model)
-    return f"resources/weights/{wildcards.model}-{sha1[:8]}.params"
+    return WEIGHTS.format(model=wildcards.model, short_sha1=sha1[:8])
 
 
 def measure_settings(wildcards):
@@ -126,15 +143,6 @@ def memory_limit_mb(wildcards):
 def benchmark_threads(wildcards):
     """As configured: 0 (every physical core) is resolved where the job runs."""
     return config["cpu_threads"]
-
-
-def variant_gate(wildcards):
-    """The prepared variant a job needs: its files and its correctness gate.
-
-    The float32 reference has one too: its oneDNN-fused network is checked
-    against the network as defined.
-    """
-    return f"resources/variants/{wildcards.model}/{wildcards.runtime}-{wildcards.precision}/gate.json"
 
 
 def variant_weights(wildcards):

@@ -1,9 +1,9 @@
 rule max_batch:
     """Largest batch size of one model that fits the device's memory limit."""
     input:
-        gate=variant_gate,
+        gate=GATE,
     output:
-        f"{RAW}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.json",
+        MAX_BATCH,
     log:
         f"logs/{MACHINE}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.log",
     conda:

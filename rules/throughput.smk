@@ -1,10 +1,12 @@
 rule throughput:
     """Time one model at one batch size on one device, in a fresh process."""
     input:
-        max_batch=f"{RAW}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.json",
-        gate=variant_gate,
+        max_batch=MAX_BATCH,
+        # Every variant's prepared files and correctness gate, the float32
+        # reference's too (its fused network is checked against the unfused).
+        gate=GATE,
     output:
-        f"{RAW}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.json",
+        THROUGHPUT,
     log:
         f"logs/{MACHINE}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.log",
     conda:

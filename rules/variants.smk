@@ -3,7 +3,7 @@ rule prepare_variant:
     input:
         weights=variant_weights,
     output:
-        "resources/variants/{model}/{runtime}-{precision}/gate.json",
+        GATE,
     log:
         "logs/prepare_variant/{model}/{runtime}-{precision}.log",
     conda:
