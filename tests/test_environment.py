@@ -32,3 +32,55 @@ def test_pins_satisfy_the_packages_declared_ranges():
         assert pin is not None, f"{spec.name} is declared in pyproject.toml but not pinned"
         version = next(iter(pin.specifier)).version
         assert spec.specifier.contains(version), f"{pin} does not satisfy {spec}"
+
+
+def imported_distributions():
+    """Distributions whose modules the package and the job scripts import."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    modules = set()
+    for path in [*(ROOT / "dlmark").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules.add(node.module.split(".")[0])
+    third_party = modules - set(sys.stdlib_module_names) - {"dlmark", "__future__"}
+    owners = packages_distributions()
+    missing = {m for m in third_party if m not in owners}
+    assert not missing, f"imported but installed by no distribution: {missing}"
+    return {owners[m][0].lower() for m in third_party}
+
+
+def test_environment_names_every_package_the_code_imports():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    named = {Requirement(p).name.lower() for p in pip_section}
+    imported = imported_distributions()
+    assert {"mxnet", "pandas", "onnxruntime", "adjusttext"} <= imported  # the scan sees the code
+    assert imported <= named, f"imported but not in environment.yml: {imported - named}"
+
+
+def test_post_deploy_script_installs_dlmark_into_a_fresh_environment(tmp_path):
+    """What Snakemake runs in a new --use-conda environment, run in a fresh venv."""
+    import os
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", tmp_path / "env"], check=True)
+    env = {**os.environ, "PATH": f"{tmp_path / 'env' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PYTHONPATH", None)
+    script = ROOT / "environment.post-deploy.sh"
+    run = subprocess.run(["bash", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    where = subprocess.run(
+        [tmp_path / "env" / "bin" / "python", "-c", "import dlmark; print(dlmark.__file__)"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    )
+    assert Path(where.stdout.strip()).parent == ROOT / "dlmark"
+    # Started anywhere but the checkout, it says where to run from.
+    elsewhere = subprocess.run(["bash", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert elsewhere.returncode == 1
+    assert "run snakemake from the dlmark folder" in elsewhere.stderr
