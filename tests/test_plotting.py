@@ -1,13 +1,16 @@
 """Figures treat untrusted rows as untrusted."""
 
+import itertools
+import math
+import subprocess
+import sys
+
 import matplotlib
+import pandas as pd
+import pytest
 
-matplotlib.use("Agg")
-
-import pandas as pd  # noqa: E402
-
-from dlmark import plotting  # noqa: E402
-from dlmark.records import ThroughputRecord  # noqa: E402
+from dlmark import models, plotting, results
+from dlmark.records import MaxBatchRecord, ThroughputRecord
 
 
 def rows():
@@ -39,3 +42,122 @@ def test_speedups_use_trusted_rows_only():
     frame = rows()
     chosen = plotting.pick_batch(frame, batch_size=2)
     assert set(chosen["batch_size"]) == {1}  # batch 2 is noisy: the largest trusted below it
+
+
+# The whole zoo, as a full run fills the tables: 34 models, four variants
+# (one on a second device), throughput from each model's GFLOPs so the
+# dense corner of large accurate models is as crowded as in a real run
+# (resnet34_v1 and _v2 land on the same point, vgg11 next to vgg11_bn).
+VARIANTS = [("cpu", "mxnet", "float32", 1.0), ("cpu", "onnxruntime", "float32", 1.2),
+            ("cpu", "mxnet", "int8", 1.9), ("gpu0", "mxnet", "float32", 30.0)]
+
+
+def zoo_throughput(batches=(1, 2, 4, 8, 16)):
+    out = []
+    for name, info in models.zoo().items():
+        per_image = 120.0 / models.gflops_per_image(name)
+        for device, runtime, precision, factor in VARIANTS:
+            for batch in batches:
+                fits = batch < 16 or not name.startswith("vgg")
+                speed = per_image * factor * (1 + 0.2 * math.log2(batch))
+                out.append(dict(model=name, family=info.family, device=device, runtime=runtime,
+                                precision=precision, device_name="CPU" if device == "cpu" else "GPU",
+                                machine="m", batch_size=batch, status="ok" if fits else "out_of_memory",
+                                throughput=speed if fits else None, throughput_ci95_low=speed * 0.97,
+                                throughput_ci95_high=speed * 1.03, peak_memory_mb=150 + 20 * batch))
+    return frame_of(out, ThroughputRecord)
+
+
+def zoo_max_batch():
+    out = [dict(model=name, family=info.family, device=device, runtime=runtime, precision=precision,
+                device_name="CPU", machine="m", status="ok", memory_limit_mb=640.0,
+                max_batch_size=int(600 / models.gflops_per_image(name)) % 512, reached_upper_bound=False)
+           for name, info in models.zoo().items() for device, runtime, precision, _ in VARIANTS]
+    return frame_of(out, MaxBatchRecord)
+
+
+def frame_of(rows, record):
+    frame = pd.DataFrame(rows)
+    for column in record.columns():
+        if column not in frame:
+            frame[column] = None
+    return frame
+
+
+def text_boxes(fig, texts):
+    renderer = fig.canvas.get_renderer()
+    return [t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()]
+
+
+def overlapping(boxes):
+    return [(a, b) for a, b in itertools.combinations(boxes, 2) if a.overlaps(b)]
+
+
+def test_importing_plotting_changes_no_matplotlib_setting():
+    # _get reads a setting without resolving the backend (plain reads would pick one).
+    code = (
+        "import matplotlib; rc = matplotlib.rcParams; settings = lambda: {k: rc._get(k) for k in rc}; "
+        "before = settings(); import dlmark.plotting; after = settings(); "
+        "assert before == after, [k for k in before if before[k] != after[k]]; "
+        "assert rc._get('backend') is matplotlib.rcsetup._auto_backend_sentinel"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_drawing_a_figure_leaves_the_callers_settings_alone():
+    before = dict(matplotlib.rcParams)
+    fig = plotting.memory_vs_batch_size(rows())
+    assert fig.axes[0].get_facecolor()[:3] == pytest.approx((1, 1, 1))  # the theme applied inside
+    assert dict(matplotlib.rcParams) == before
+
+
+def test_families_stay_on_one_row_where_they_fit():
+    families = {"A": ["a1"], "B": ["b1", "b2", "b3", "b4"], "C": ["c1", "c2", "c3", "c4", "c5"], "D": ["d1"]}
+    assert plotting.panel_rows(families, 5) == [
+        ["a1", "b1", "b2", "b3", "b4"], ["c1", "c2", "c3", "c4", "c5"], ["d1"]
+    ]
+    assert plotting.panel_rows({"A": ["a1"], "B": ["b1"], "C": ["c1"], "D": ["d1"]}, 3) == [
+        ["a1", "b1", "c1"], ["d1"]
+    ]
+
+
+def test_whole_zoo_grid_keeps_its_title_and_legend_off_the_panels():
+    fig = plotting.throughput_vs_batch_size(zoo_throughput())
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len({ax.get_title() for ax in panels if ax.get_title()}) == len(models.zoo())
+    title = fig._suptitle.get_window_extent(renderer)
+    legend = fig.legends[0].get_window_extent(renderer)
+    for ax in panels:
+        assert not title.overlaps(ax.title.get_window_extent(renderer)), ax.get_title()
+        assert not legend.overlaps(ax.get_tightbbox(renderer)), ax.get_title()
+    assert not overlapping(text_boxes(fig, [ax.title for ax in panels if ax.get_title()]))
+
+
+def test_whole_zoo_accuracy_names_every_model_once_without_overlap():
+    accuracy = results.published_accuracy(list(models.zoo()))
+    measured = pd.concat([accuracy.assign(runtime=r, precision=p, source="measured")
+                          for _, r, p, _ in VARIANTS[:3]])
+    for table in (accuracy, measured):
+        fig = plotting.throughput_vs_accuracy(zoo_throughput(), table, batch_size=8)
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        names = [t for t in ax.texts if t.get_text() in models.zoo()]
+        # Two devices: each model is named once per device it ran on.
+        assert sorted(t.get_text() for t in names) == sorted(list(models.zoo()) * 2)
+        assert not overlapping(text_boxes(fig, names))
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: plotting.max_batch_size(zoo_max_batch()),
+    lambda: plotting.speedup(zoo_throughput(), batch_size=8),
+])
+def test_whole_zoo_rows_of_models_are_legible(draw):
+    fig = draw()
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = [t for t in ax.get_yticklabels() if t.get_text()]
+    assert len(labels) == len(models.zoo())
+    assert not overlapping(text_boxes(fig, labels))
+    assert fig.get_figwidth() <= 12  # grows down the page, not sideways
