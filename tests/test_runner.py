@@ -14,7 +14,12 @@ def test_result_comes_back_from_the_child():
     outcome = runner.run_isolated(child_targets.succeed, 42)
     assert outcome.status == runner.OK
     assert outcome.value["echo"] == 42
-    assert outcome.value["child_peak_rss_mb"] > 0
+
+
+def test_the_child_reports_its_own_peak_memory():
+    small = runner.run_isolated(child_targets.allocate, 1).value["child_peak_rss_mb"]
+    large = runner.run_isolated(child_targets.allocate, 120).value["child_peak_rss_mb"]
+    assert small < 120 <= large  # what each child touched, not the parent's memory
 
 
 def test_framework_oom_message_is_out_of_memory():
