@@ -26,9 +26,10 @@ def bare_loop(args: tuple[str, int, int, float]) -> dict[str, float]:
     benchmark.limit_threads(threads)
     import mxnet as mx
 
-    from dlmark import models, variants
+    from dlmark import models
+    from dlmark.runtimes import mxnet_backend
 
-    net = variants.reference_net(model, mx.cpu())
+    net = mxnet_backend.reference_net(model, mx.cpu())
     data = mx.nd.random.uniform(shape=models.input_shape(model, batch))
     for _ in range(5):
         net(data)
@@ -57,9 +58,10 @@ def interleaved(args: tuple[str, int, int, int, int]) -> dict[str, float]:
     benchmark.limit_threads(threads)
     import mxnet as mx
 
-    from dlmark import models, variants
+    from dlmark import models
+    from dlmark.runtimes import mxnet_backend
 
-    net = variants.reference_net(model, mx.cpu())
+    net = mxnet_backend.reference_net(model, mx.cpu())
     data = mx.nd.random.uniform(shape=models.input_shape(model, batch))
     for _ in range(5):
         net(data).wait_to_read()

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlmark import hardware, interference, memory, models, runner, timing, variants
+from dlmark import hardware, interference, memory, models, runner, runtimes, timing, variants
 from dlmark.records import NOISY, OK, Record, ThroughputRecord
 
 
@@ -59,10 +59,7 @@ def preload(spec: ThroughputSpec) -> None:
     thread pools pinned, framework imported, nothing built or run.
     """
     limit_threads(spec.threads)
-    import mxnet  # noqa: F401
-
-    if spec.runtime == "onnxruntime":
-        import onnxruntime  # noqa: F401
+    runtimes.get(spec.runtime, spec.precision).preload()
 
 
 def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
@@ -73,16 +70,17 @@ def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
     """
     limit_threads(spec.threads)
     index = hardware.device_index(spec.device)
+    backend = runtimes.get(spec.runtime, spec.precision)
     log_progress(f"{spec.model} on {spec.device}, batch {spec.batch_size}, {spec.threads} thread(s)")
     gflops = models.gflops_per_image(spec.model)
     # The input lives on the device before the clock starts: copying it in
     # would time the host-to-device link, not the model.
-    call = variants.device_call(spec, spec.batch_size)
+    call = backend.timed_call(variants.variant_of(spec), spec.batch_size, spec.device)
     baseline = memory.current_rss_mb()
     budget = timing.Budget(**spec.budget)
     with interference.Watch(spec.threads, interference.NoisePolicy(**spec.noise), index) as watch:
         summary = timing.time_calls(call, spec.batch_size, budget, progress=log_progress)
-    peak = memory.peak_mb(index)
+    peak = backend.peak_memory_mb(spec.device)
     result = asdict(summary)
     result.update(
         peak_memory_mb=peak,

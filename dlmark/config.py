@@ -15,7 +15,7 @@ from typing import Any, Iterator, NamedTuple
 import jsonschema
 import yaml
 
-from dlmark import hardware, models, variants
+from dlmark import hardware, models, runtimes
 from dlmark.interference import NoisePolicy
 from dlmark.timing import Budget
 
@@ -102,7 +102,6 @@ def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> l
     labels_file = (config.get("imagenet") or {}).get("labels_file")
     if val_dir and labels_file and not Path(labels_file).expanduser().is_file():
         problems.append(f"config imagenet.labels_file: {labels_file} does not exist")
-    known = ", ".join(f"{r}/{p}" for r, p in sorted(variants.SUPPORTED))
     lists = [("variants", config.get("variants", []))] + [
         (f"model_overrides.{m}.variants", o["variants"])
         for m, o in (config.get("model_overrides") or {}).items()
@@ -110,14 +109,8 @@ def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> l
     ]
     for where, listed in lists:
         for variant in listed:
-            pair = (variant.get("runtime"), variant.get("precision"))
-            if pair not in variants.SUPPORTED:
-                problems.append(f"config {where}: {pair[0]}/{pair[1]} is not supported; known: {known}")
-            elif pair in variants.CPU_ONLY and any(d != "cpu" for d in devices):
-                problems.append(
-                    f"config {where}: {pair[0]}/{pair[1]} runs on CPUs only (oneDNN); "
-                    "benchmark it with devices: [cpu], or remove it"
-                )
+            for problem in runtimes.problems(variant.get("runtime"), variant.get("precision"), devices):
+                problems.append(f"config {where}: {problem}")
     return problems
 
 

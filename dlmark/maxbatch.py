@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from dlmark import hardware, memory, runner, variants
+from dlmark import hardware, runner, runtimes, variants
 from dlmark.benchmark import limit_threads, log_progress
 from dlmark.records import MaxBatchRecord, Record
 
@@ -63,13 +63,13 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     settles after the first call's allocations (static_alloc plans once).
     """
     limit_threads(spec.threads)
-    index = hardware.device_index(spec.device)
-    call = variants.device_call(spec, spec.batch_size)
+    backend = runtimes.get(spec.runtime, spec.precision)
+    call = backend.timed_call(variants.variant_of(spec), spec.batch_size, spec.device)
     # Weights, framework and input, before any activation: the line's intercept.
-    baseline = memory.current_mb(index)
+    baseline = backend.current_memory_mb(spec.device)
     for _ in range(2):
         call()
-    peak = memory.peak_mb(index)
+    peak = backend.peak_memory_mb(spec.device)
     return {"peak_memory_mb": peak, "baseline_mb": baseline}
 
 

@@ -20,7 +20,7 @@ from adjustText import adjust_text
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from dlmark.variants import REFERENCE
+from dlmark.runtimes import REFERENCE
 
 P = ParamSpec("P")
 

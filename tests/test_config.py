@@ -4,7 +4,7 @@ import psutil
 import pytest
 import yaml
 
-from dlmark import config as dlconfig, hardware
+from dlmark import config as dlconfig, hardware, runtimes
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = dlconfig.load_schema(ROOT / "schemas/config.schema.yaml")
@@ -107,9 +107,29 @@ def test_unknown_variant_lists_the_known_ones():
     assert "tensorrt/float16 is not supported; known: mxnet/float32, mxnet/int8, onnxruntime/float32" in message
 
 
-def test_int8_on_a_gpu_is_rejected():
-    config = shipped() | {"devices": ["gpu0"], "variants": [{"runtime": "mxnet", "precision": "int8"}]}
-    assert "mxnet/int8 runs on CPUs only" in problems_of(config, gpu_count=1)
+@pytest.mark.parametrize(
+    "runtime, precision, device, problem",
+    [
+        ("mxnet", "float32", "cpu", None),
+        ("mxnet", "float32", "gpu0", None),
+        ("mxnet", "int8", "cpu", None),
+        ("mxnet", "int8", "gpu0", "mxnet/int8 does not run on a GPU: MXNet's INT8 kernels are oneDNN's"),
+        ("onnxruntime", "float32", "cpu", None),
+        ("onnxruntime", "float32", "gpu0", "onnxruntime/float32 does not run on a GPU: dlmark runs ONNX Runtime's CPU"),
+    ],
+)
+def test_every_variant_on_every_kind_of_device(runtime, precision, device, problem):
+    config = shipped() | {"devices": [device], "variants": [{"runtime": runtime, "precision": precision}]}
+    config["model_overrides"] = {}
+    if problem is None:
+        dlconfig.check(config, SCHEMA, gpu_count=1)  # raises ConfigError on any problem
+    else:
+        assert f"config variants: {problem}" in problems_of(config, gpu_count=1)
+
+
+def test_the_table_above_covers_every_registered_variant():
+    tested = {(r, p) for r, p, _, _ in test_every_variant_on_every_kind_of_device.pytestmark[0].args[1]}
+    assert tested == set(runtimes.known())
 
 
 def test_per_model_variants():

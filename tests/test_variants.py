@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dlmark import variants
+from dlmark.runtimes import mxnet_backend
 
 MODEL = "mobilenet0.25"
 
@@ -30,9 +31,9 @@ def test_the_fused_reference_matches_the_network_as_defined(prepared):
 
 
 def test_the_reference_runs_fused_on_a_cpu():
-    net = variants.reference_net(MODEL, mx.cpu())
+    net = mxnet_backend.reference_net(MODEL, mx.cpu())
     assert net._backend == "MKLDNN"
-    assert variants.defined_net(MODEL, mx.cpu())._backend is None
+    assert mxnet_backend.defined_net(MODEL, mx.cpu())._backend is None
 
 
 def test_onnx_export_matches_mxnet_float32(prepared):
@@ -59,7 +60,7 @@ def test_int8_records_its_agreement_and_calibration(prepared):
     assert gate["passed"] and gate["tolerance"] is None  # quantized: agreement recorded, not required
     # The recorded agreement is this variant's, against the network as defined.
     batch = variants.gate_batch(MODEL)
-    defined = variants.defined_net(MODEL, mx.cpu())(mx.nd.array(batch)).asnumpy()
+    defined = mxnet_backend.defined_net(MODEL, mx.cpu())(mx.nd.array(batch)).asnumpy()
     quantized = variants.load(spec)(batch)
     assert gate["top1_agreement"] == float((defined.argmax(axis=1) == quantized.argmax(axis=1)).mean())
     assert "random normal images" in gate["calibration"]

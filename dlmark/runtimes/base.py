@@ -1,0 +1,113 @@
+"""What every runtime backend offers, and the registry that finds one.
+
+A backend runs one (runtime, precision) pair the way its own users run it:
+it builds its files from the network as defined (MXNet Gluon, the same
+weights for every variant), loads them for the correctness gate and the
+accuracy pass, and makes the synchronised call that is timed. Validation,
+the workflow and the figures ask the registry, never a list of names, so a
+new runtime is one module in this package plus its test.
+
+Nothing here imports a framework: a backend imports its own when it is
+used, so the core runs on machines that lack some of them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from dlmark import hardware, memory
+
+REFERENCE = ("mxnet", "float32")
+WEIGHTS_SEED = 0  # seeds the weights of a model built without pretrained ones, in every process
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    model: str
+    runtime: str
+    precision: str
+    out_dir: str  # the variant's prepared files and its gate.json
+    threads: int
+    params_file: str | None = None
+    calibration: str = "random"  # or the validation folder (imagenet.val_dir)
+    calibration_images: int = 32
+    labels_file: str | None = None
+    num_classes: int = 1000
+
+
+class Backend(ABC):
+    """One runtime at one precision."""
+
+    runtime: ClassVar[str]
+    precision: ClassVar[str]
+    # Kinds of device it runs on ("cpu", "gpu"), and why not where it does not.
+    device_kinds: ClassVar[frozenset[str]] = frozenset({"cpu", "gpu"})
+    unsupported_device_reason: ClassVar[str] = ""
+
+    def prepare(self, spec: VariantSpec, defined: Any) -> str | None:
+        """Write the variant's files into spec.out_dir from the Gluon network `defined`.
+
+        Returns a note for the gate (e.g. what calibrated a quantization);
+        a runtime that runs the network itself has nothing to write.
+        """
+        return None
+
+    @abstractmethod
+    def load(self, spec: VariantSpec) -> Predict:
+        """A function from a numpy batch to numpy scores, on a CPU (gate and accuracy)."""
+
+    @abstractmethod
+    def timed_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
+        """One synchronised inference on an input already on `device`, ready to time."""
+
+    def preload(self) -> None:
+        """Import the framework, in the warm process that forks the repeats of a point."""
+
+    def peak_memory_mb(self, device: str) -> float:
+        """The most memory this process needed where it computed, in MiB."""
+        return memory.peak_mb(hardware.device_index(device))
+
+    def current_memory_mb(self, device: str) -> float:
+        """Memory this process holds now where it computes, in MiB."""
+        return memory.current_mb(hardware.device_index(device))
+
+
+_REGISTRY: dict[tuple[str, str], Backend] = {}
+
+
+def register(cls: type[Backend]) -> type[Backend]:
+    """Class decorator: make a backend known by its (runtime, precision)."""
+    _REGISTRY[cls.runtime, cls.precision] = cls()
+    return cls
+
+
+def known() -> list[tuple[str, str]]:
+    return sorted(_REGISTRY)
+
+
+def get(runtime: str, precision: str) -> Backend:
+    try:
+        return _REGISTRY[runtime, precision]
+    except KeyError:
+        names = ", ".join(f"{r}/{p}" for r, p in known())
+        raise ValueError(f"unknown variant {runtime}/{precision}; known: {names}") from None
+
+
+def problems(runtime: str, precision: str, devices: list[str]) -> list[str]:
+    """Why a (runtime, precision) cannot be measured on these devices; empty when it can."""
+    if (runtime, precision) not in _REGISTRY:
+        names = ", ".join(f"{r}/{p}" for r, p in known())
+        return [f"{runtime}/{precision} is not supported; known: {names}"]
+    backend = _REGISTRY[runtime, precision]
+    kinds = {"cpu" if d == "cpu" else "gpu" for d in devices}
+    return [
+        f"{runtime}/{precision} does not run on a {'CPU' if kind == 'cpu' else 'GPU'}: "
+        f"{backend.unsupported_device_reason}"
+        for kind in sorted(kinds - backend.device_kinds)
+    ]

@@ -1,0 +1,144 @@
+"""MXNet: float32 as MXNet runs it (the reference), and oneDNN INT8.
+
+The reference is MXNet's CPU path with oneDNN graph fusion (convolution +
+batch norm + activation folded, what MXNet's symbolic executor does by
+default); measuring the unfused Gluon graph would under-report MXNet and
+inflate every speed-up over it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from dlmark import hardware, models
+from dlmark.runtimes.base import WEIGHTS_SEED, Backend, Predict, VariantSpec, register
+
+
+def context(device: str) -> Any:
+    """The MXNet context of a dlmark device name ("cpu", "gpu0", ...)."""
+    import mxnet as mx
+
+    index = hardware.device_index(device)
+    return mx.cpu() if index is None else mx.gpu(index)
+
+
+def defined_net(model: str, ctx: Any, params_file: str | None = None) -> Any:
+    """The network as defined, unfused: the same weights in every process.
+
+    Every variant derives from it (export, quantization) and is gated
+    against its outputs.
+    """
+    import mxnet as mx
+
+    mx.random.seed(WEIGHTS_SEED)
+    return models.build_net(model, ctx, params_file)
+
+
+def reference_net(model: str, ctx: Any, params_file: str | None = None) -> Any:
+    """mxnet/float32 as MXNet runs it: on a CPU, with oneDNN graph fusion.
+
+    Fusion folds batch norm into the convolution weights, so outputs move
+    by float rounding (the gate allows for it and asks every top-1 to
+    agree); it is 5-25% faster on CPUs.
+    """
+    net = defined_net(model, ctx, params_file)
+    if ctx.device_type == "cpu":
+        net.hybridize(static_alloc=True, static_shape=True, backend="MKLDNN")
+    return net
+
+
+class _MXNet(Backend):
+    runtime = "mxnet"
+
+    def block(self, spec: VariantSpec, ctx: Any) -> Any:
+        raise NotImplementedError
+
+    def load(self, spec: VariantSpec) -> Predict:
+        import mxnet as mx
+
+        net = self.block(spec, mx.cpu())
+        return lambda x: net(mx.nd.array(x)).asnumpy()
+
+    def timed_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
+        # MXNet's engine is asynchronous: wait_to_read() ends the call.
+        import mxnet as mx
+
+        ctx = context(device)
+        net = self.block(spec, ctx)
+        data = mx.nd.random.uniform(shape=models.input_shape(spec.model, batch_size), ctx=ctx)
+        data.wait_to_read()
+        return lambda: net(data).wait_to_read()
+
+    def preload(self) -> None:
+        import mxnet  # noqa: F401
+
+    # On a GPU, MXNet's pooled allocator keeps what it took until the process
+    # ends: the memory in use after the calls is the peak they needed
+    # (memory.gpu_memory_used_mb, through the Backend defaults).
+
+
+@register
+class MXNetFloat32(_MXNet):
+    precision = "float32"
+
+    def block(self, spec: VariantSpec, ctx: Any) -> Any:
+        return reference_net(spec.model, ctx, spec.params_file)
+
+
+@register
+class MXNetInt8(_MXNet):
+    precision = "int8"
+    device_kinds = frozenset({"cpu"})
+    unsupported_device_reason = "MXNet's INT8 kernels are oneDNN's, CPU only; benchmark it with devices: [cpu]"
+
+    def prepare(self, spec: VariantSpec, defined: Any) -> str:
+        import mxnet as mx
+        from mxnet.contrib.quantization import quantize_net
+
+        data, source = calibration_data(spec)
+        # quantize_net's calibration reads (data, label) batches; labels are unused.
+        dataset = mx.gluon.data.ArrayDataset(mx.nd.array(data), mx.nd.zeros(len(data)))
+        quantized = quantize_net(
+            defined,
+            quantized_dtype="auto",
+            calib_mode="naive",
+            calib_data=mx.gluon.data.DataLoader(dataset, batch_size=8),
+            num_calib_examples=len(data),
+            ctx=mx.cpu(),
+        )
+        quantized.hybridize(static_alloc=True, static_shape=True)
+        quantized(mx.nd.array(data[:1]))
+        quantized.export(str(Path(spec.out_dir) / "model"))
+        return source
+
+    def block(self, spec: VariantSpec, ctx: Any) -> Any:
+        import mxnet as mx
+
+        out = Path(spec.out_dir)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net = mx.gluon.SymbolBlock.imports(
+                str(out / "model-symbol.json"), ["data"], str(out / "model-0000.params"), ctx=ctx
+            )
+        net.hybridize(static_alloc=True, static_shape=True)
+        return net
+
+
+def calibration_data(spec: VariantSpec) -> tuple[np.ndarray, str]:
+    """Images that calibrate a quantization, and where they came from."""
+    size = models.model_info(spec.model).input_size
+    if spec.calibration != "random":
+        from dlmark import imagenet
+
+        samples = imagenet.discover(spec.calibration, spec.labels_file, spec.num_classes)
+        step = max(1, len(samples) // spec.calibration_images)
+        chosen = samples[::step][: spec.calibration_images]
+        data = np.stack([imagenet.preprocess(s.path, size) for s in chosen])
+        return data, f"{len(chosen)} validation images from {spec.calibration}"
+    rng = np.random.default_rng(WEIGHTS_SEED + 1)
+    data = rng.standard_normal((spec.calibration_images, 3, size, size)).astype(np.float32)
+    return data, f"{spec.calibration_images} random normal images (no validation data configured)"
