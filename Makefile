@@ -5,6 +5,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TORCH_STAMP := $(VENV)/.torch-installed
 SNAKEMAKE := $(BIN)/snakemake
 CORES ?= 1
 
@@ -17,12 +18,17 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
+# The optional torch runtime: the test suite measures it, the default run does not.
+$(TORCH_STAMP): $(STAMP) requirements-torch.txt
+	$(BIN)/python -m pip install --quiet -r requirements-torch.txt
+	touch $@
+
 env: $(STAMP)
 
 run: $(STAMP)
 	$(SNAKEMAKE) --cores $(CORES) --resources gpu=1
 
-test: $(STAMP) slurm-deps
+test: $(STAMP) $(TORCH_STAMP) slurm-deps
 	$(BIN)/pytest
 
 # tests/test_slurm.py starts a one-node SLURM cluster on 127.0.0.1 from

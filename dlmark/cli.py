@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dlmark import compare, models, results
+from dlmark import compare, models, results, runtimes
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dlmark", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list the model-zoo names dlmark knows, with published accuracy")
+    sub.add_parser("variants", help="list the runtime/precision pairs, where they run, and whether installed")
     cmp = sub.add_parser(
         "compare",
         help="throughput/latency changes between two runs; exit 1 if anything got slower",
@@ -42,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "models":
         for info in models.zoo().values():
             print(f"{info.name:20s} {info.family:12s} {info.input_size}px  top-1 {info.top1:.4f}")
+        return 0
+    if args.command == "variants":
+        for runtime, precision in runtimes.known():
+            backend = runtimes.get(runtime, precision)
+            where = "+".join(k.upper() for k in sorted(backend.device_kinds))
+            missing = runtimes.problems(runtime, precision, [])
+            print(f"{runtime + '/' + precision:22s} {where:8s} {'not installed' if missing else 'installed'}")
         return 0
     if args.command == "points":
         for path in results.raw_points(args.results, args.status, args.machine):

@@ -49,3 +49,24 @@ def current_mb(device_index: int | None) -> float:
 def peak_mb(device_index: int | None) -> float:
     """The peak this process needed where it computes: resident set, or GPU pool."""
     return peak_rss_mb() if device_index is None else gpu_memory_used_mb(device_index)
+
+
+def gpu_process_memory_mb(device_index: int) -> float | None:
+    """GPU memory NVML attributes to this process on that device (MiB), or None if it cannot tell.
+
+    Unlike the device's used memory, this leaves out other processes; it
+    includes the CUDA context and the framework's cached blocks.
+    """
+    import os
+
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByIndex(device_index)
+        for process in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+            if process.pid == os.getpid() and process.usedGpuMemory is not None:
+                return process.usedGpuMemory / MB
+        return None
+    finally:
+        pynvml.nvmlShutdown()

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 
-
 import child_targets
 from dlmark import benchmark, interference
 

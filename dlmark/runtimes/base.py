@@ -13,6 +13,7 @@ used, so the core runs on machines that lack some of them.
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
@@ -49,6 +50,9 @@ class Backend(ABC):
     # Kinds of device it runs on ("cpu", "gpu"), and why not where it does not.
     device_kinds: ClassVar[frozenset[str]] = frozenset({"cpu", "gpu"})
     unsupported_device_reason: ClassVar[str] = ""
+    # The package it imports, and how to get it where it is missing.
+    framework: ClassVar[str] = ""
+    install_hint: ClassVar[str] = ""
 
     def prepare(self, spec: VariantSpec, defined: Any) -> str | None:
         """Write the variant's files into spec.out_dir from the Gluon network `defined`.
@@ -105,6 +109,8 @@ def problems(runtime: str, precision: str, devices: list[str]) -> list[str]:
         names = ", ".join(f"{r}/{p}" for r, p in known())
         return [f"{runtime}/{precision} is not supported; known: {names}"]
     backend = _REGISTRY[runtime, precision]
+    if backend.framework and importlib.util.find_spec(backend.framework) is None:
+        return [f"{runtime}/{precision} needs {backend.framework}, which is not installed here: {backend.install_hint}"]
     kinds = {"cpu" if d == "cpu" else "gpu" for d in devices}
     return [
         f"{runtime}/{precision} does not run on a {'CPU' if kind == 'cpu' else 'GPU'}: "

@@ -53,6 +53,8 @@ def reference_net(model: str, ctx: Any, params_file: str | None = None) -> Any:
 
 class _MXNet(Backend):
     runtime = "mxnet"
+    framework = "mxnet"
+    install_hint = "MXNet 1.9 needs Python 3.11 and numpy<1.24 (requirements.txt); use torch or onnxruntime here"
 
     def block(self, spec: VariantSpec, ctx: Any) -> Any:
         raise NotImplementedError

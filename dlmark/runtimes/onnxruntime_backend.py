@@ -66,6 +66,8 @@ class OnnxRuntimeFloat32(Backend):
     # would quietly run on the CPU.
     device_kinds = frozenset({"cpu"})
     unsupported_device_reason = "dlmark runs ONNX Runtime's CPU execution provider only; use devices: [cpu]"
+    framework = "onnxruntime"
+    install_hint = "pip install onnxruntime (requirements.txt pins it)"
 
     def prepare(self, spec: VariantSpec, defined: Any) -> None:
         export_onnx(defined, spec.model, Path(spec.out_dir))

@@ -1,0 +1,231 @@
+"""PyTorch on the same weights: the exported ONNX graph, run by torch ops.
+
+The ONNX file the ONNX Runtime variant uses is rebuilt here as a
+`torch.nn.Module` whose weights are torch tensors, so torch runs every
+operator itself (its own oneDNN/cuDNN kernels, channels-last layout,
+bfloat16/float16 casts), as a PyTorch user would run the same network.
+The Gluon zoo exports use a dozen ONNX operators; each maps onto one
+`torch.nn.functional` call below. An operator outside them is refused
+when the variant is prepared, before anything is timed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from dlmark import hardware, memory, models
+from dlmark.runtimes.base import Backend, Predict, VariantSpec, register
+from dlmark.runtimes.onnxruntime_backend import export_onnx
+
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+def _pads(attrs: dict[str, Any]) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:
+    """ONNX pads (top, left, bottom, right) as torch's symmetric padding, or an explicit pad."""
+    top, left, bottom, right = attrs.get("pads", [0, 0, 0, 0])
+    if (top, left) == (bottom, right):
+        return (top, left), None
+    return (0, 0), (left, right, top, bottom)
+
+
+def _operators() -> dict[str, Callable[..., Any]]:
+    import torch
+    import torch.nn.functional as F
+
+    def conv(x, w, b=None, *, strides=(1, 1), dilations=(1, 1), group=1, **attrs):
+        padding, explicit = _pads(attrs)
+        if explicit:
+            x = F.pad(x, explicit)
+        return F.conv2d(x, w, b, stride=tuple(strides), padding=padding, dilation=tuple(dilations), groups=group)
+
+    def batch_norm(x, scale, bias, mean, var, *, epsilon=1e-5, **_):
+        return F.batch_norm(x, mean, var, scale, bias, training=False, eps=epsilon)
+
+    def max_pool(x, *, kernel_shape, strides=None, ceil_mode=0, **attrs):
+        padding, explicit = _pads(attrs)
+        if explicit:
+            x = F.pad(x, explicit, value=float("-inf"))
+        return F.max_pool2d(x, tuple(kernel_shape), tuple(strides or kernel_shape), padding,
+                            ceil_mode=bool(ceil_mode))
+
+    def avg_pool(x, *, kernel_shape, strides=None, ceil_mode=0, count_include_pad=0, **attrs):
+        padding, explicit = _pads(attrs)
+        if explicit:
+            x = F.pad(x, explicit)
+        return F.avg_pool2d(x, tuple(kernel_shape), tuple(strides or kernel_shape), padding,
+                            ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad))
+
+    def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
+        if (alpha, beta, transA, transB) == (1.0, 1.0, 0, 1):
+            return F.linear(a, b, c)  # a fully connected layer, as the zoo exports it
+        out = alpha * ((a.t() if transA else a) @ (b.t() if transB else b))
+        return out if c is None else out + beta * c
+
+    return {
+        "Conv": conv,
+        "BatchNormalization": batch_norm,
+        "Relu": lambda x: F.relu(x),
+        # Bounds are read from the graph once (see from_onnx), never from a device tensor per call.
+        "Clip": lambda x, *, min=None, max=None: torch.clamp(x, min=min, max=max),
+        "MaxPool": max_pool,
+        "AveragePool": avg_pool,
+        "GlobalAveragePool": lambda x: F.adaptive_avg_pool2d(x, 1),
+        "Flatten": lambda x, *, axis=1: torch.flatten(x, axis),
+        "Gemm": gemm,
+        "Concat": lambda *xs, axis: torch.cat(xs, dim=axis),
+        "Add": lambda a, b: a + b,
+        "Identity": lambda x: x,
+        "Dropout": lambda x, *_, **__: x,  # inference: no dropout
+    }
+
+
+def unsupported_operators(path: Path) -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    return sorted({n.op_type for n in graph.node} - set(_operators()))
+
+
+def from_onnx(path: Path) -> Any:
+    """The ONNX graph at `path` as a torch module in eval mode (float32, on the CPU)."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    missing = unsupported_operators(path)
+    if missing:
+        raise ValueError(f"{path}: ONNX operators the torch runtime does not convert: {', '.join(missing)}")
+    operators = _operators()
+
+    class OnnxGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: dict[str, str] = {}
+            for i, init in enumerate(graph.initializer):
+                self.names[init.name] = f"w{i}"
+                self.register_buffer(f"w{i}", torch.from_numpy(constants[init.name].copy()))
+            self.steps = []
+            for n in graph.node:
+                inputs = list(n.input)
+                attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+                if n.op_type == "Clip":  # opset 11+: bounds are constant inputs
+                    for name, bound in zip(["min", "max"], inputs[1:3]):
+                        if bound:
+                            attrs[name] = float(constants[bound])
+                    inputs = inputs[:1]
+                self.steps.append((operators[n.op_type], inputs, n.output[0], attrs))
+            self.input_name = graph.input[0].name
+            self.output_name = graph.output[0].name
+
+        def forward(self, x: Any) -> Any:
+            values = {self.input_name: x}
+
+            def value(name: str) -> Any:
+                return values[name] if name in values else getattr(self, self.names[name])
+
+            for op, inputs, output, attrs in self.steps:
+                values[output] = op(*(value(n) if n else None for n in inputs), **attrs)
+            return values[self.output_name]
+
+    return OnnxGraph().eval()
+
+
+class _Torch(Backend):
+    runtime = "torch"
+    framework = "torch"
+    install_hint = "install the torch extra: pip install -e '.[torch]' (make test does)"
+
+    def prepare(self, spec: VariantSpec, defined: Any) -> None:
+        path = export_onnx(defined, spec.model, Path(spec.out_dir))
+        missing = unsupported_operators(path)
+        if missing:
+            raise ValueError(f"{spec.model}: ONNX operators the torch runtime does not convert: {missing}")
+
+    def module(self, spec: VariantSpec, device: str) -> tuple[Any, Any, Any]:
+        """The network on its device at this precision, channels-last: (module, torch device, dtype)."""
+        import torch
+
+        torch.set_num_threads(spec.threads)
+        index = hardware.device_index(device)
+        target = torch.device("cpu" if index is None else f"cuda:{index}")
+        dtype = getattr(torch, DTYPES[spec.precision])
+        net = from_onnx(Path(spec.out_dir) / "model.onnx").to(target, dtype)
+        return net.to(memory_format=torch.channels_last), target, dtype
+
+    def load(self, spec: VariantSpec) -> Predict:
+        import torch
+
+        net, target, dtype = self.module(spec, "cpu")
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                data = torch.from_numpy(x).to(target, dtype).contiguous(memory_format=torch.channels_last)
+                return net(data).float().numpy()
+
+        return predict
+
+    def timed_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
+        import torch
+
+        net, target, dtype = self.module(spec, device)
+        shape = models.input_shape(spec.model, batch_size)
+        data = torch.rand(shape, device=target, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
+
+            def call() -> None:
+                with torch.inference_mode():
+                    net(data)
+                torch.cuda.synchronize(target)  # kernels are queued: the call ends when they finish
+
+            return call
+
+        def call_cpu() -> None:
+            with torch.inference_mode():
+                net(data)
+
+        return call_cpu
+
+    def preload(self) -> None:
+        import torch  # noqa: F401
+
+    def peak_memory_mb(self, device: str) -> float:
+        index = hardware.device_index(device)
+        if index is None:
+            return memory.peak_rss_mb()
+        import torch
+
+        # The caching allocator's peak, plus what NVML sees for this process
+        # beyond it (CUDA context, cuDNN workspaces): the larger of the two.
+        allocated = torch.cuda.max_memory_reserved(index) / memory.MB
+        return max(allocated, memory.gpu_process_memory_mb(index) or 0.0)
+
+    def current_memory_mb(self, device: str) -> float:
+        index = hardware.device_index(device)
+        if index is None:
+            return memory.current_rss_mb()
+        return memory.gpu_process_memory_mb(index) or 0.0
+
+
+@register
+class TorchFloat32(_Torch):
+    precision = "float32"
+
+
+@register
+class TorchBfloat16(_Torch):
+    precision = "bfloat16"
+
+
+@register
+class TorchFloat16(_Torch):
+    precision = "float16"
+    device_kinds = frozenset({"gpu"})
+    unsupported_device_reason = (
+        "float16 kernels are for GPUs (use a gpuN device); on a CPU measure torch/bfloat16"
+    )
