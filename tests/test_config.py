@@ -116,6 +116,12 @@ def test_unknown_variant_lists_the_known_ones():
         ("mxnet", "int8", "gpu0", "mxnet/int8 does not run on a GPU: MXNet's INT8 kernels are oneDNN's"),
         ("onnxruntime", "float32", "cpu", None),
         ("onnxruntime", "float32", "gpu0", "onnxruntime/float32 does not run on a GPU: dlmark runs ONNX Runtime's CPU"),
+        ("torch", "float32", "cpu", None),
+        ("torch", "float32", "gpu0", None),
+        ("torch", "bfloat16", "cpu", None),
+        ("torch", "bfloat16", "gpu0", None),
+        ("torch", "float16", "cpu", "torch/float16 does not run on a CPU: float16 kernels are for GPUs (use a gpuN"),
+        ("torch", "float16", "gpu0", None),
     ],
 )
 def test_every_variant_on_every_kind_of_device(runtime, precision, device, problem):

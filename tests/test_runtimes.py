@@ -8,7 +8,10 @@ from dlmark.runtimes import base
 
 
 def test_every_backend_is_found_by_its_own_names():
-    assert runtimes.known() == [("mxnet", "float32"), ("mxnet", "int8"), ("onnxruntime", "float32")]
+    assert runtimes.known() == [
+        ("mxnet", "float32"), ("mxnet", "int8"), ("onnxruntime", "float32"),
+        ("torch", "bfloat16"), ("torch", "float16"), ("torch", "float32"),
+    ]
     for runtime, precision in runtimes.known():
         backend = runtimes.get(runtime, precision)
         assert (backend.runtime, backend.precision) == (runtime, precision)
@@ -26,7 +29,7 @@ def test_importing_the_registry_imports_no_framework():
 
     code = (
         "import sys; import dlmark.runtimes, dlmark.variants, dlmark.config; "
-        "loaded = {'mxnet', 'onnxruntime', 'onnx'} & set(sys.modules); assert not loaded, loaded"
+        "loaded = {'mxnet', 'onnxruntime', 'onnx', 'torch'} & set(sys.modules); assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -59,3 +62,94 @@ def test_a_new_runtime_is_one_registered_class(a_new_runtime, tmp_path):
         dlconfig.check(config | {"devices": ["gpu0"]}, dlconfig.load_schema(dlconfig.SCHEMA), gpu_count=1)
     spec = variants.VariantSpec("resnet18_v1", "doubling", "float32", str(tmp_path), 1)
     assert variants.load(spec)(np.ones((2, 3, 4, 4), np.float32)).shape == (2, 20)
+
+
+def test_torch_refuses_an_operator_it_does_not_convert(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from dlmark.runtimes import torch_backend
+
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["data"], ["scores"])],
+        "g",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 10])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 10])],
+    )
+    path = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert torch_backend.unsupported_operators(path) == ["Softmax"]
+    with pytest.raises(ValueError, match="ONNX operators the torch runtime does not convert: Softmax"):
+        torch_backend.from_onnx(path)
+
+
+def test_torch_follows_onnx_pads_pools_and_clips_exactly(tmp_path):
+    """Asymmetric padding, ceil-mode pooling and constant Clip bounds, against ONNX Runtime."""
+    import onnx
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+
+    from dlmark.runtimes import onnxruntime_backend, torch_backend
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
+               numpy_helper.from_array(np.array(0.0, np.float32), "low"),
+               numpy_helper.from_array(np.array(0.5, np.float32), "high")]
+    nodes = [
+        helper.make_node("Conv", ["data", "w"], ["c"], pads=[0, 0, 1, 1], strides=[2, 2]),
+        helper.make_node("Clip", ["c", "low", "high"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+        helper.make_node("AveragePool", ["m"], ["a"], kernel_shape=[2, 2], pads=[1, 1, 1, 1],
+                         count_include_pad=1),
+        helper.make_node("GlobalAveragePool", ["a"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["out"], axis=1),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("data", TensorProto.FLOAT, [None, 3, 13, 13])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 4])], weights)
+    path = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    x = rng.standard_normal((2, 3, 13, 13)).astype(np.float32)
+    expected = onnxruntime_backend.session(path, 1)(x)
+    with torch.inference_mode():
+        got = torch_backend.from_onnx(path)(torch.from_numpy(x)).numpy()
+    assert np.allclose(got, expected, atol=1e-6)
+
+
+WITHOUT_MXNET = "import sys; sys.modules['mxnet'] = None  # MXNet absent: importing it fails\n"
+
+
+def test_the_core_runs_where_mxnet_is_absent(tmp_path):
+    """Config checks, the registry and a torch measurement on files MXNet prepared elsewhere."""
+    import subprocess
+    import sys
+
+    for runtime in ("torch", "onnxruntime"):
+        spec = variants.VariantSpec("mobilenet0.25", runtime, "float32", str(tmp_path / runtime), 1)
+        variants.prepare(spec)
+        np.save(tmp_path / f"{runtime}.npy", variants.load(spec)(variants.gate_batch("mobilenet0.25")))
+    code = WITHOUT_MXNET + f"""
+import numpy as np
+from dlmark import benchmark, config, maxbatch, plotting, results, runtimes, variants
+config_ = {{"models": ["mobilenet0.25"], "batch_sizes": [1], "devices": ["cpu"],
+           "variants": [{{"runtime": "mxnet", "precision": "float32"}}]}}
+try:
+    config.check(config_, config.load_schema(config.SCHEMA), gpu_count=0)
+    raise SystemExit("mxnet/float32 passed validation without MXNet")
+except config.ConfigError as error:
+    assert "mxnet/float32 needs mxnet, which is not installed here" in str(error), error
+for runtime in ("torch", "onnxruntime"):
+    config.check(config_ | {{"variants": [{{"runtime": runtime, "precision": "float32"}}]}},
+                 config.load_schema(config.SCHEMA), gpu_count=0)
+    spec = benchmark.ThroughputSpec("mobilenet0.25", "cpu", runtime, "float32", 2, "m", 1,
+                                    budget=config.measure_settings({{}}, "mobilenet0.25"),
+                                    noise=config.noise_settings({{}}), variant_dir=r"{tmp_path}/" + runtime)
+    result = benchmark.measure_throughput(spec)
+    assert result["iterations"] >= 3 and result["peak_memory_mb"] > 0
+    scores = variants.load(variants.variant_of(spec))(variants.gate_batch("mobilenet0.25"))
+    assert np.array_equal(scores, np.load(r"{tmp_path}/" + runtime + ".npy"))  # as with MXNet present
+assert "mxnet" not in {{m.split(".")[0] for m in sys.modules if sys.modules[m] is not None}}
+print("ran without MXNet")
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ran without MXNet" in run.stdout

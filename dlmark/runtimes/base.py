@@ -85,6 +85,13 @@ class Backend(ABC):
 _REGISTRY: dict[tuple[str, str], Backend] = {}
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # e.g. a module blocked with sys.modules[name] = None
+        return False
+
+
 def register(cls: type[Backend]) -> type[Backend]:
     """Class decorator: make a backend known by its (runtime, precision)."""
     _REGISTRY[cls.runtime, cls.precision] = cls()
@@ -109,7 +116,7 @@ def problems(runtime: str, precision: str, devices: list[str]) -> list[str]:
         names = ", ".join(f"{r}/{p}" for r, p in known())
         return [f"{runtime}/{precision} is not supported; known: {names}"]
     backend = _REGISTRY[runtime, precision]
-    if backend.framework and importlib.util.find_spec(backend.framework) is None:
+    if backend.framework and not _installed(backend.framework):
         return [f"{runtime}/{precision} needs {backend.framework}, which is not installed here: {backend.install_hint}"]
     kinds = {"cpu" if d == "cpu" else "gpu" for d in devices}
     return [
