@@ -64,8 +64,12 @@ def schema_problems(config: dict[str, Any], schema: dict[str, Any]) -> list[str]
     ]
 
 
-def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> list[str]:
-    """Checks a JSON schema cannot express: names, devices, variants."""
+def semantic_problems(config: dict[str, Any], gpus: list[tuple[int, int]] | None = None) -> list[str]:
+    """Checks a JSON schema cannot express: names, devices, variants.
+
+    `gpus` are the compute capabilities of this machine's GPUs (gpu0
+    first); None asks NVML.
+    """
     problems: list[str] = []
     for name in config.get("models", []):
         try:
@@ -78,12 +82,15 @@ def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> l
         except models.UnknownModelError as exc:
             problems.append(f"config model_overrides: {exc}")
     devices = config.get("devices", [])
+    capabilities: dict[str, tuple[int, int]] = {}
     if any(hardware.device_index(d) is not None for d in devices):
-        gpus = len(hardware.gpu_names()) if gpu_count is None else gpu_count
+        gpus = hardware.gpu_capabilities() if gpus is None else gpus
         for device in devices:
             index = hardware.device_index(device)
-            if index is not None and index >= gpus:
-                have = "no GPU" if gpus == 0 else f"{gpus} GPU(s): gpu0..gpu{gpus - 1}"
+            if index is not None and index < len(gpus):
+                capabilities[device] = gpus[index]
+            elif index is not None:
+                have = "no GPU" if not gpus else f"{len(gpus)} GPU(s): gpu0..gpu{len(gpus) - 1}"
                 problems.append(
                     f"config devices: '{device}' is not on this machine ({have} found by NVML); "
                     "remove it or run on a machine that has it"
@@ -109,7 +116,8 @@ def semantic_problems(config: dict[str, Any], gpu_count: int | None = None) -> l
     ]
     for where, listed in lists:
         for variant in listed:
-            for problem in runtimes.problems(variant.get("runtime"), variant.get("precision"), devices):
+            on = [d for d in devices if d == "cpu" or d in capabilities]
+            for problem in runtimes.problems(variant.get("runtime"), variant.get("precision"), on, capabilities):
                 problems.append(f"config {where}: {problem}")
     return problems
 
@@ -140,11 +148,11 @@ def budget_problems(config: dict[str, Any], schema: dict[str, Any]) -> list[str]
     return problems
 
 
-def check(config: dict[str, Any], schema: dict[str, Any], gpu_count: int | None = None) -> None:
-    """Raise ConfigError listing every problem, or return quietly."""
+def check(config: dict[str, Any], schema: dict[str, Any], gpus: list[tuple[int, int]] | None = None) -> None:
+    """Raise ConfigError listing every problem, or return quietly (`gpus`: see semantic_problems)."""
     problems = schema_problems(config, schema)
     if not problems:
-        problems = semantic_problems(config, gpu_count) + budget_problems(config, schema)
+        problems = semantic_problems(config, gpus) + budget_problems(config, schema)
     if problems:
         raise ConfigError(
             "the config has {} problem(s):\n  - {}".format(len(problems), "\n  - ".join(problems))

@@ -91,6 +91,23 @@ def gpu_total_memory_mb(index: int) -> float:
         pynvml.nvmlShutdown()
 
 
+def gpu_capabilities() -> list[tuple[int, int]]:
+    """(major, minor) CUDA compute capability of each GPU NVML sees, gpu0 first (9.0 is Hopper)."""
+    count = len(gpu_names())
+    if not count:
+        return []
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        return [
+            tuple(pynvml.nvmlDeviceGetCudaComputeCapability(pynvml.nvmlDeviceGetHandleByIndex(i)))
+            for i in range(count)
+        ]
+    finally:
+        pynvml.nvmlShutdown()
+
+
 def device_index(device: str) -> int | None:
     """`gpu3` -> 3, `cpu` -> None."""
     match = re.fullmatch(r"gpu([0-9]+)", device)

@@ -41,21 +41,13 @@ def gpu_memory_used_mb(device_index: int) -> float:
     return (total - free) / MB
 
 
-def current_mb(device_index: int | None) -> float:
-    """Memory this process holds now where it computes: its resident set, or its GPU's."""
-    return current_rss_mb() if device_index is None else gpu_memory_used_mb(device_index)
-
-
-def peak_mb(device_index: int | None) -> float:
-    """The peak this process needed where it computes: resident set, or GPU pool."""
-    return peak_rss_mb() if device_index is None else gpu_memory_used_mb(device_index)
-
-
-def gpu_process_memory_mb(device_index: int) -> float | None:
-    """GPU memory NVML attributes to this process on that device (MiB), or None if it cannot tell.
+def gpu_process_memory_mb(device_index: int) -> float:
+    """GPU memory NVML attributes to this process on that device, in MiB.
 
     Unlike the device's used memory, this leaves out other processes; it
-    includes the CUDA context and the framework's cached blocks.
+    includes the CUDA context and the framework's cached blocks. Where NVML
+    cannot see this process (a container's own PID namespace), the device's
+    used memory stands in: an upper bound that also counts other processes.
     """
     import os
 
@@ -67,6 +59,6 @@ def gpu_process_memory_mb(device_index: int) -> float | None:
         for process in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
             if process.pid == os.getpid() and process.usedGpuMemory is not None:
                 return process.usedGpuMemory / MB
-        return None
+        return pynvml.nvmlDeviceGetMemoryInfo(handle).used / MB
     finally:
         pynvml.nvmlShutdown()

@@ -14,15 +14,15 @@ def shipped():
     return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-def problems_of(config, gpu_count=0):
+def problems_of(config, gpus=()):
     with pytest.raises(dlconfig.ConfigError) as info:
-        dlconfig.check(config, SCHEMA, gpu_count=gpu_count)
+        dlconfig.check(config, SCHEMA, gpus=list(gpus))
     return str(info.value)
 
 
 def test_shipped_config_is_valid_and_covers_five_families():
     config = shipped()
-    dlconfig.check(config, SCHEMA, gpu_count=0)
+    dlconfig.check(config, SCHEMA, gpus=[])
     from dlmark.models import model_info
 
     families = {model_info(m).family for m in config["models"]}
@@ -57,18 +57,18 @@ def test_unknown_device():
 
 
 def test_gpu_on_a_machine_without_one():
-    message = problems_of(shipped() | {"devices": ["cpu", "gpu0"]}, gpu_count=0)
+    message = problems_of(shipped() | {"devices": ["cpu", "gpu0"]}, gpus=[])
     assert "'gpu0' is not on this machine (no GPU found by NVML)" in message
 
 
 def test_gpu_that_exists_passes():
     config = shipped() | {"devices": ["gpu0", "gpu1"], "model_overrides": {}}
-    dlconfig.check(config, SCHEMA, gpu_count=2)
+    dlconfig.check(config, SCHEMA, gpus=[(8, 0), (8, 6)])
 
 
 def test_overrides_of_models_outside_a_subset_are_ignored():
     config = shipped() | {"models": ["squeezenet1.1"]}
-    dlconfig.check(config, SCHEMA, gpu_count=0)  # no error
+    dlconfig.check(config, SCHEMA, gpus=[])  # no error
     assert set(dlconfig.unused_overrides(config)) == set(shipped()["model_overrides"])
 
 
@@ -128,9 +128,19 @@ def test_every_variant_on_every_kind_of_device(runtime, precision, device, probl
     config = shipped() | {"devices": [device], "variants": [{"runtime": runtime, "precision": precision}]}
     config["model_overrides"] = {}
     if problem is None:
-        dlconfig.check(config, SCHEMA, gpu_count=1)  # raises ConfigError on any problem
+        dlconfig.check(config, SCHEMA, gpus=[(8, 0)])  # raises ConfigError on any problem
     else:
-        assert f"config variants: {problem}" in problems_of(config, gpu_count=1)
+        assert f"config variants: {problem}" in problems_of(config, gpus=[(8, 0)])
+
+
+def test_mxnet_is_refused_on_hopper_and_later_gpus_with_the_alternatives():
+    config = shipped() | {"devices": ["gpu0"], "model_overrides": {}}
+    message = problems_of(config, gpus=[(9, 0)])
+    assert "mxnet/float32 on gpu0: MXNet 1.9's GPU builds have no code for compute capability 9.0" in message
+    assert "measure torch/float32, torch/float16 or onnxruntime/float32 there" in message
+    dlconfig.check(config, SCHEMA, gpus=[(8, 9)])  # Ada runs the sm_86 code
+    torch_only = config | {"variants": [{"runtime": "torch", "precision": "float16"}]}
+    dlconfig.check(torch_only, SCHEMA, gpus=[(9, 0)])
 
 
 def test_the_table_above_covers_every_registered_variant():
@@ -141,7 +151,7 @@ def test_the_table_above_covers_every_registered_variant():
 def test_per_model_variants():
     config = shipped()
     config["model_overrides"]["inceptionv3"]["variants"] = [{"runtime": "onnxruntime", "precision": "float32"}]
-    dlconfig.check(config, SCHEMA, gpu_count=0)
+    dlconfig.check(config, SCHEMA, gpus=[])
     assert dlconfig.model_variants(config, "inceptionv3") == [("onnxruntime", "float32")]
 
 

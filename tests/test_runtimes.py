@@ -57,9 +57,9 @@ def a_new_runtime():
 def test_a_new_runtime_is_one_registered_class(a_new_runtime, tmp_path):
     config = {"models": ["resnet18_v1"], "batch_sizes": [1], "devices": ["cpu"],
               "variants": [{"runtime": "doubling", "precision": "float32"}]}
-    dlconfig.check(config, dlconfig.load_schema(dlconfig.SCHEMA), gpu_count=0)  # validation knows it
+    dlconfig.check(config, dlconfig.load_schema(dlconfig.SCHEMA), gpus=[])  # validation knows it
     with pytest.raises(dlconfig.ConfigError, match="doubling/float32 does not run on a GPU: CPU only"):
-        dlconfig.check(config | {"devices": ["gpu0"]}, dlconfig.load_schema(dlconfig.SCHEMA), gpu_count=1)
+        dlconfig.check(config | {"devices": ["gpu0"]}, dlconfig.load_schema(dlconfig.SCHEMA), gpus=[(8, 0)])
     spec = variants.VariantSpec("resnet18_v1", "doubling", "float32", str(tmp_path), 1)
     assert variants.load(spec)(np.ones((2, 3, 4, 4), np.float32)).shape == (2, 20)
 
@@ -133,13 +133,13 @@ from dlmark import benchmark, config, maxbatch, plotting, results, runtimes, var
 config_ = {{"models": ["mobilenet0.25"], "batch_sizes": [1], "devices": ["cpu"],
            "variants": [{{"runtime": "mxnet", "precision": "float32"}}]}}
 try:
-    config.check(config_, config.load_schema(config.SCHEMA), gpu_count=0)
+    config.check(config_, config.load_schema(config.SCHEMA), gpus=[])
     raise SystemExit("mxnet/float32 passed validation without MXNet")
 except config.ConfigError as error:
     assert "mxnet/float32 needs mxnet, which is not installed here" in str(error), error
 for runtime in ("torch", "onnxruntime"):
     config.check(config_ | {{"variants": [{{"runtime": runtime, "precision": "float32"}}]}},
-                 config.load_schema(config.SCHEMA), gpu_count=0)
+                 config.load_schema(config.SCHEMA), gpus=[])
     spec = benchmark.ThroughputSpec("mobilenet0.25", "cpu", runtime, "float32", 2, "m", 1,
                                     budget=config.measure_settings({{}}, "mobilenet0.25"),
                                     noise=config.noise_settings({{}}), variant_dir=r"{tmp_path}/" + runtime)

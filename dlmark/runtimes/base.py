@@ -73,13 +73,24 @@ class Backend(ABC):
     def preload(self) -> None:
         """Import the framework, in the warm process that forks the repeats of a point."""
 
+    def gpu_problem(self, capability: tuple[int, int]) -> str | None:
+        """Why it cannot run on a GPU of this compute capability, else None."""
+        return None
+
     def peak_memory_mb(self, device: str) -> float:
-        """The most memory this process needed where it computed, in MiB."""
-        return memory.peak_mb(hardware.device_index(device))
+        """The most memory this process needed where it computed, in MiB.
+
+        On a CPU the process's peak resident set; on a GPU what NVML
+        attributes to the process after the calls (a backend whose framework
+        keeps its own account overrides this).
+        """
+        index = hardware.device_index(device)
+        return memory.peak_rss_mb() if index is None else memory.gpu_process_memory_mb(index)
 
     def current_memory_mb(self, device: str) -> float:
         """Memory this process holds now where it computes, in MiB."""
-        return memory.current_mb(hardware.device_index(device))
+        index = hardware.device_index(device)
+        return memory.current_rss_mb() if index is None else memory.gpu_process_memory_mb(index)
 
 
 _REGISTRY: dict[tuple[str, str], Backend] = {}
@@ -110,8 +121,13 @@ def get(runtime: str, precision: str) -> Backend:
         raise ValueError(f"unknown variant {runtime}/{precision}; known: {names}") from None
 
 
-def problems(runtime: str, precision: str, devices: list[str]) -> list[str]:
-    """Why a (runtime, precision) cannot be measured on these devices; empty when it can."""
+def problems(
+    runtime: str, precision: str, devices: list[str], capabilities: dict[str, tuple[int, int]] | None = None
+) -> list[str]:
+    """Why a (runtime, precision) cannot be measured on these devices; empty when it can.
+
+    `capabilities` holds the compute capability of each GPU device listed.
+    """
     if (runtime, precision) not in _REGISTRY:
         names = ", ".join(f"{r}/{p}" for r, p in known())
         return [f"{runtime}/{precision} is not supported; known: {names}"]
@@ -119,8 +135,12 @@ def problems(runtime: str, precision: str, devices: list[str]) -> list[str]:
     if backend.framework and not _installed(backend.framework):
         return [f"{runtime}/{precision} needs {backend.framework}, which is not installed here: {backend.install_hint}"]
     kinds = {"cpu" if d == "cpu" else "gpu" for d in devices}
-    return [
+    found = [
         f"{runtime}/{precision} does not run on a {'CPU' if kind == 'cpu' else 'GPU'}: "
         f"{backend.unsupported_device_reason}"
         for kind in sorted(kinds - backend.device_kinds)
     ]
+    for device, capability in (capabilities or {}).items():
+        if device in devices and "gpu" in backend.device_kinds and (why := backend.gpu_problem(capability)):
+            found.append(f"{runtime}/{precision} on {device}: {why}")
+    return found

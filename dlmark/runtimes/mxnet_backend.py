@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dlmark import hardware, models
+from dlmark import hardware, memory, models
 from dlmark.runtimes.base import WEIGHTS_SEED, Backend, Predict, VariantSpec, register
 
 
@@ -78,9 +78,29 @@ class _MXNet(Backend):
     def preload(self) -> None:
         import mxnet  # noqa: F401
 
-    # On a GPU, MXNet's pooled allocator keeps what it took until the process
-    # ends: the memory in use after the calls is the peak they needed
-    # (memory.gpu_memory_used_mb, through the Backend defaults).
+    def gpu_problem(self, capability: tuple[int, int]) -> str | None:
+        """MXNet 1.9's GPU builds cannot run on Hopper or later.
+
+        The mxnet-cu11x wheels hold machine code for sm_50 to sm_86 and no
+        PTX (checked in the wheels), so a driver cannot compile them for a
+        newer GPU; sm_89 (Ada) runs the sm_86 code.
+        """
+        if capability >= (9, 0):
+            return (
+                f"MXNet 1.9's GPU builds have no code for compute capability {capability[0]}.{capability[1]} "
+                "(sm_50 to sm_86, no PTX); measure torch/float32, torch/float16 or onnxruntime/float32 there"
+            )
+        return None
+
+    def peak_memory_mb(self, device: str) -> float:
+        # MXNet's pooled allocator keeps what it took until the process ends:
+        # the memory in use after the calls is the peak they needed.
+        index = hardware.device_index(device)
+        return memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
+
+    def current_memory_mb(self, device: str) -> float:
+        index = hardware.device_index(device)
+        return memory.current_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
 
 
 @register

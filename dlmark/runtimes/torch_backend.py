@@ -200,16 +200,9 @@ class _Torch(Backend):
             return memory.peak_rss_mb()
         import torch
 
-        # The caching allocator's peak, plus what NVML sees for this process
-        # beyond it (CUDA context, cuDNN workspaces): the larger of the two.
-        allocated = torch.cuda.max_memory_reserved(index) / memory.MB
-        return max(allocated, memory.gpu_process_memory_mb(index) or 0.0)
-
-    def current_memory_mb(self, device: str) -> float:
-        index = hardware.device_index(device)
-        if index is None:
-            return memory.current_rss_mb()
-        return memory.gpu_process_memory_mb(index) or 0.0
+        # The caching allocator's peak, or NVML's figure for the process
+        # (which adds the CUDA context and cuDNN workspaces): the larger.
+        return max(torch.cuda.max_memory_reserved(index) / memory.MB, memory.gpu_process_memory_mb(index))
 
 
 @register
