@@ -130,8 +130,12 @@ def package_version(name: str) -> str | None:
 
 
 def software(runtime: str) -> str:
-    """The framework that ran the model, as 'name version' (runtimes are named as their packages)."""
-    return f"{runtime} {package_version(runtime) or 'unknown'}"
+    """The framework that ran the model, as 'package version' (runtimes are named as their packages;
+    GPU builds may install under another name, such as onnxruntime-gpu or mxnet-cu117)."""
+    for name in (runtime, f"{runtime}-gpu", *(f"{runtime}-cu11{v}" for v in (2, 6, 7))):
+        if package_version(name):
+            return f"{name} {package_version(name)}"
+    return f"{runtime} unknown"
 
 
 def host_facts() -> dict[str, object]:

@@ -9,7 +9,7 @@ from dlmark.runtimes import base
 
 def test_every_backend_is_found_by_its_own_names():
     assert runtimes.known() == [
-        ("mxnet", "float32"), ("mxnet", "int8"), ("onnxruntime", "float32"),
+        ("mxnet", "float32"), ("mxnet", "int8"), ("onnxruntime", "float16"), ("onnxruntime", "float32"),
         ("torch", "bfloat16"), ("torch", "float16"), ("torch", "float32"),
     ]
     for runtime, precision in runtimes.known():
@@ -153,3 +153,30 @@ print("ran without MXNet")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ran without MXNet" in run.stdout
+
+
+def test_onnxruntime_float16_is_converted_from_the_export_and_gated(tmp_path):
+    spec = variants.VariantSpec("mobilenet0.25", "onnxruntime", "float16", str(tmp_path), 1)
+    gate = variants.prepare(spec)
+    assert gate["passed"] and gate["tolerance"] is None  # reduced precision: agreement recorded
+    assert gate["relative_max_abs_diff"] < 0.01 and gate["top1_agreement"] >= 0.75
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    assert variants.load(spec)(variants.gate_batch("mobilenet0.25")).dtype == np.float32
+
+
+def test_a_cuda_provider_that_does_not_start_is_an_error_row_not_a_cpu_number(tmp_path):
+    from dlmark import benchmark, config
+
+    variants.prepare(variants.VariantSpec("mobilenet0.25", "onnxruntime", "float32", str(tmp_path), 1))
+    spec = benchmark.ThroughputSpec(
+        "mobilenet0.25", "gpu0", "onnxruntime", "float32", 2, "m", 1,
+        budget=config.measure_settings({}, "mobilenet0.25"), noise=config.noise_settings({}),
+        variant_dir=str(tmp_path),
+    )
+    record = benchmark.run_throughput(spec)
+    assert record.status == "error" and record.throughput is None
+    assert "did not start its CUDA execution provider on gpu0" in record.error
+    assert "Not measured on the CPU instead" in record.error

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from dlmark import models
+from dlmark import hardware, models
 from dlmark.runtimes.base import Backend, Predict, VariantSpec, register
 
 
@@ -46,41 +46,100 @@ def export_onnx(net: Any, model: str, out: Path) -> Path:
     return path
 
 
-def session(path: Path, threads: int) -> Predict:
+def open_session(path: Path, threads: int, device: str = "cpu") -> Any:
+    """An InferenceSession on `device`: the CPU provider, or CUDA and nothing else.
+
+    ONNX Runtime quietly runs on the CPU when its CUDA provider cannot start
+    (a CPU-only package, missing CUDA or cuDNN libraries); that would put a
+    CPU number under a GPU's name, so it is an error here, saying why.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
+    index = hardware.device_index(device)
+    if index is None:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    if hasattr(ort, "preload_dlls"):  # onnxruntime-gpu 1.21+: load the pip CUDA/cuDNN libraries
+        ort.preload_dlls()
+    session = ort.InferenceSession(str(path), options, providers=[("CUDAExecutionProvider", {"device_id": index})])
+    if session.get_providers()[0] != "CUDAExecutionProvider":
+        raise RuntimeError(
+            f"ONNX Runtime did not start its CUDA execution provider on {device} (available: "
+            f"{', '.join(ort.get_available_providers())}; session: {', '.join(session.get_providers())}); "
+            "install onnxruntime-gpu with its CUDA 12 and cuDNN 9 libraries "
+            "(pip install 'onnxruntime-gpu[cuda,cudnn]'). Not measured on the CPU instead."
+        )
+    return session
 
 
-@register
-class OnnxRuntimeFloat32(Backend):
+def session(path: Path, threads: int) -> Predict:
+    """Scores for a numpy batch on the CPU provider (the gate and the accuracy pass)."""
+    opened = open_session(path, threads)
+    name = opened.get_inputs()[0].name
+    dtype = np.float16 if "float16" in opened.get_inputs()[0].type else np.float32
+    return lambda x: opened.run(None, {name: x.astype(dtype, copy=False)})[0].astype(np.float32, copy=False)
+
+
+class _OnnxRuntime(Backend):
     runtime = "onnxruntime"
-    precision = "float32"
-    # Only the CPU execution provider is set up: a session on a GPU device
-    # would quietly run on the CPU.
-    device_kinds = frozenset({"cpu"})
-    unsupported_device_reason = "dlmark runs ONNX Runtime's CPU execution provider only; use devices: [cpu]"
     framework = "onnxruntime"
-    install_hint = "pip install onnxruntime (requirements.txt pins it)"
-
-    def prepare(self, spec: VariantSpec, defined: Any) -> None:
-        export_onnx(defined, spec.model, Path(spec.out_dir))
+    install_hint = "pip install onnxruntime (requirements.txt pins it; onnxruntime-gpu on a GPU host)"
+    dtype: ClassVar[type] = np.float32
 
     def load(self, spec: VariantSpec) -> Predict:
         return session(Path(spec.out_dir) / "model.onnx", spec.threads)
 
     def timed_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
-        # run() returns only when the outputs are computed: no extra synchronisation.
-        predict = self.load(spec)
+        opened = open_session(Path(spec.out_dir) / "model.onnx", spec.threads, device)
+        name = opened.get_inputs()[0].name
         host = np.random.default_rng(1).standard_normal(models.input_shape(spec.model, batch_size))
-        host = host.astype(np.float32)
-        return lambda: predict(host)
+        host = host.astype(self.dtype)
+        index = hardware.device_index(device)
+        if index is None:
+            # run() returns only when the outputs are computed: no extra synchronisation.
+            return lambda: opened.run(None, {name: host})
+        import onnxruntime as ort
+
+        # Input and output stay on the GPU (I/O binding): the clock sees the
+        # model, not copies over the host link.
+        binding = opened.io_binding()
+        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(host, "cuda", index))
+        binding.bind_output(opened.get_outputs()[0].name, "cuda", index)
+
+        def call() -> None:
+            opened.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+
+        return call
 
     def preload(self) -> None:
         import onnxruntime  # noqa: F401
+
+
+@register
+class OnnxRuntimeFloat32(_OnnxRuntime):
+    precision = "float32"
+
+    def prepare(self, spec: VariantSpec, defined: Any) -> None:
+        export_onnx(defined, spec.model, Path(spec.out_dir))
+
+
+@register
+class OnnxRuntimeFloat16(_OnnxRuntime):
+    precision = "float16"
+    dtype = np.float16
+    device_kinds = frozenset({"gpu"})
+    unsupported_device_reason = (
+        "float16 kernels are for GPUs (use a gpuN device with onnxruntime-gpu); on a CPU measure onnxruntime/float32"
+    )
+
+    def prepare(self, spec: VariantSpec, defined: Any) -> None:
+        """The float32 export converted to float16 throughout, inputs and outputs included."""
+        import onnx
+        from onnxconverter_common import float16
+
+        path = export_onnx(defined, spec.model, Path(spec.out_dir))
+        onnx.save(float16.convert_float_to_float16(onnx.load(str(path)), keep_io_types=False), str(path))
