@@ -9,7 +9,7 @@ TORCH_STAMP := $(VENV)/.torch-installed
 SNAKEMAKE := $(BIN)/snakemake
 CORES ?= 1
 
-.PHONY: run test env slurm-deps lint fmt report bench-fidelity bench-repeat bench-overhead bench-max-batch bench-accuracy-pipeline bench-slurm bench-interference clean
+.PHONY: run test env slurm-deps lint fmt report gpu-bundle gpu-check bench-fidelity bench-repeat bench-overhead bench-max-batch bench-accuracy-pipeline bench-slurm bench-interference clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ report: run
 
 clean:
 	rm -rf results logs .snakemake
+
+# An offline GPU node: make the bundle here (package index and MXNet needed),
+# copy the folder over, run `make gpu-check` there (see README, "Running on a GPU").
+gpu-bundle: $(STAMP) $(TORCH_STAMP)
+	$(BIN)/python gpu/bundle.py gpu-bundle
+
+gpu-check:
+	python3 gpu/check.py
 
 # Benchmarks of dlmark itself (numbers for the README and issue notes).
 bench-fidelity: $(STAMP)

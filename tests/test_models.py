@@ -41,3 +41,12 @@ def test_resnet18_flops_match_its_published_cost():
     # ResNet-18 is known as 1.8 G multiply-accumulates per 224x224 image.
     assert models.gflops_per_image("resnet18_v1") == pytest.approx(3.63, abs=0.05)
     assert models.gflops_per_image("inceptionv3") > 3 * models.gflops_per_image("resnet18_v1")
+
+
+@pytest.mark.parametrize("name", ["resnet18_v1", "mobilenetv2_0.25", "inceptionv3", "vgg11_bn"])
+def test_the_gflops_table_equals_counting_on_the_graph(name):
+    assert models.gflops_per_image(name) == pytest.approx(models.count_gflops(name), abs=1e-6)
+
+
+def test_every_zoo_model_has_its_gflops_in_the_table():
+    assert set(models._gflops_table()) == set(models.zoo())

@@ -1,0 +1,112 @@
+"""Make the folder that checks dlmark on an offline GPU node: `make gpu-bundle`.
+
+    python gpu/bundle.py [OUT]       (default: gpu-bundle)
+
+OUT holds this commit's workflow (git archive of HEAD), Python 3.12 wheels
+of what the node lacks (gpu/carry.txt), the variant folders of two small
+models prepared here, where MXNet runs (ONNX exports and their gates; the
+variants share one export through links), and gpu/config.yaml. On the
+node, from OUT: `make gpu-check`. It stays within 60 MB; the build stops
+if it would not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT_MB = 60
+MODELS = ["squeezenet1.1", "mobilenet1.0"]
+# Every variant the check may run; float32's export serves the torch ones.
+VARIANTS = [("torch", "float32"), ("torch", "bfloat16"), ("torch", "float16"),
+            ("onnxruntime", "float32"), ("onnxruntime", "float16")]
+PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
+
+
+def carried() -> list[str]:
+    lines = (ROOT / "gpu" / "carry.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def fetch_wheels(into: Path) -> None:
+    """Each carried package at the version installed here, as a wheel for CPython 3.12.
+
+    Binary wheels come from the package index; a package published only as
+    source (connection-pool, for one) is built here, and must then be pure
+    Python to serve 3.12.
+    """
+    into.mkdir(parents=True)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    for name in carried():
+        pin = f"{name}=={metadata.version(name)}"
+        platform = [flag for p in PLATFORMS for flag in ("--platform", p)]
+        download = pip + ["download", "--no-deps", "--only-binary", ":all:", "--python-version", "3.12",
+                          "--implementation", "cp", *platform, "--dest", str(into), pin]
+        if subprocess.run(download, capture_output=True).returncode == 0:
+            continue
+        with tempfile.TemporaryDirectory() as scratch:
+            subprocess.run(pip + ["wheel", "--no-deps", "--wheel-dir", scratch, pin], check=True)
+            (wheel,) = Path(scratch).glob("*.whl")
+            if not wheel.name.endswith("-py3-none-any.whl"):
+                raise SystemExit(f"{pin}: no Python 3.12 wheel on the index and not pure Python ({wheel.name})")
+            shutil.move(str(wheel), into / wheel.name)
+
+
+def prepare_variants(out: Path) -> None:
+    """Variant folders as the workflow's prepare_variant rule writes them, one export shared."""
+    from dlmark import variants
+
+    for model in MODELS:
+        shared = None
+        for runtime, precision in VARIANTS:
+            folder = out / "resources" / "variants" / model / f"{runtime}-{precision}"
+            spec = variants.VariantSpec(model, runtime, precision, str(folder), 2)
+            gate = variants.prepare(spec)
+            print(f"{model} {runtime}/{precision}: gate {'passed' if gate['passed'] else 'FAILED'}, "
+                  f"top-1 agreement {gate['top1_agreement']:.2f}", flush=True)
+            if not gate["passed"]:
+                raise SystemExit(f"{model} {runtime}/{precision} failed its gate: not bundled")
+            export = folder / "model.onnx"
+            if precision != "float16" or runtime == "torch":  # the float32 export
+                if shared is None:
+                    shared = export
+                else:
+                    export.unlink()
+                    export.symlink_to(os.path.relpath(shared, folder))
+
+
+def size_mb(folder: Path) -> float:
+    return sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="?", default="gpu-bundle")
+    out = Path(parser.parse_args().out).resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode:
+        print("note: the bundle holds the last commit; uncommitted changes are not in it", file=sys.stderr)
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    shutil.rmtree(out / "tests")  # the node runs the workflow, not the test suite
+    fetch_wheels(out / "wheels")
+    prepare_variants(out)
+    total = size_mb(out)
+    wheels = size_mb(out / "wheels")
+    print(f"{out}: {total:.1f} MB ({wheels:.1f} MB of {len(list((out / 'wheels').glob('*.whl')))} wheels); "
+          f"on the node: cd {out.name} && make gpu-check")
+    if total > LIMIT_MB:
+        raise SystemExit(f"the bundle is {total:.1f} MB, over the {LIMIT_MB} MB a node may be sent")
+
+
+if __name__ == "__main__":
+    main()
