@@ -18,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 from adjustText import adjust_text
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from dlmark.runtimes import REFERENCE
 
@@ -142,8 +142,12 @@ def _throughput_panel(ax: plt.Axes, rows: pd.DataFrame, palette: dict[str, Any])
             alpha=0.25,
             linewidth=0,
         )
+    # A busy neighbour slows a benchmark but does not change the memory it
+    # needs: memory is drawn for noisy points too.
+    measured = rows[rows["status"].isin(["ok", "noisy"])].sort_values("batch_size")
+    for label, part in measured.groupby("series"):
         memory_ax.plot(
-            part["batch_size"], part["peak_memory_mb"], linestyle="--", color=color, alpha=0.6, marker="."
+            part["batch_size"], part["peak_memory_mb"], linestyle="--", color=palette[label], alpha=0.6, marker="."
         )
     # Noisy points keep their numbers but not the line: the machine was
     # busy while they were measured, so they are drawn apart, hollow.
@@ -208,10 +212,13 @@ def memory_vs_batch_size(frame: pd.DataFrame) -> Figure:
                     marker=markers[label], label=model)
         _log2_axis(ax, sorted(frame["batch_size"].unique()))
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         ax.set_title(family, fontweight="bold")
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))
-        ax.legend(unique.values(), unique.keys(), frameon=False, fontsize=8, loc="upper left")
+        # The panel's legend names its models by colour; line styles are the figure's legend.
+        ax.legend([plt.Line2D([], [], color=colors[m]) for m in models], models, frameon=False, fontsize=8,
+                  loc="best")
     for ax in axes[-1]:
         ax.set_xlabel("batch size")
     for ax in axes[:, 0]:
@@ -449,13 +456,24 @@ def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
     for offset, color, variant in zip(_offsets(len(variants_)), palette, variants_):
         part = both[both["variant"] == variant]
         y = [position[m] + offset for m in part["model"]]
-        ax.errorbar(part["speedup"], y, xerr=[part["speedup"] - part["low"], part["high"] - part["speedup"]],
+        # An interval with no upper bound (too few processes for its spread)
+        # gets a dotted arrow to the edge instead of a whisker.
+        open_ended = part["high"].isna()
+        upper = (part["high"] - part["speedup"]).where(~open_ended, 0.0)
+        ax.errorbar(part["speedup"], y, xerr=[part["speedup"] - part["low"], upper],
                     fmt="o", color=color, ecolor=color, elinewidth=1, capsize=2, label=variant)
+        for x, yi in zip(part["speedup"][open_ended], [v for v, o in zip(y, open_ended) if o]):
+            ax.annotate("", xy=(1.0, yi), xycoords=("axes fraction", "data"), xytext=(x, yi), textcoords="data",
+                        arrowprops={"arrowstyle": "->", "color": color, "linestyle": ":", "linewidth": 1})
         for x, yi in zip(part["speedup"], y):
             ax.annotate(f"{x:.2f}x", (x, yi), xytext=(0, 5), textcoords="offset points", ha="center",
                         fontsize=7)
     ax.axvline(1.0, color="black", linewidth=1, linestyle="--")
-    ax.set_xlabel("speed-up over mxnet/float32 (x; right of the dashed line is faster)")
+    # Ratios on a log axis: 2x faster and 2x slower sit equally far from 1x,
+    # and one wide interval does not squash every other row.
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.set_xlabel("speed-up over mxnet/float32 (log scale; right of the dashed line is faster)")
     ax.set_title(
         f"Speed-up over mxnet/float32 at batch {batch_size} (or the largest below)\n"
         f"95% intervals; {_where(both)}"

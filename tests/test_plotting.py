@@ -161,3 +161,13 @@ def test_whole_zoo_rows_of_models_are_legible(draw):
     assert len(labels) == len(models.zoo())
     assert not overlapping(text_boxes(fig, labels))
     assert fig.get_figwidth() <= 12  # grows down the page, not sideways
+
+
+def test_an_interval_without_upper_bound_is_an_arrow_to_the_edge():
+    frame = zoo_throughput(batches=(1,))
+    unbounded = (frame["model"] == "resnet18_v1") & (frame["precision"] == "int8")
+    frame.loc[unbounded, "throughput_ci95_high"] = float("nan")
+    fig = plotting.speedup(frame, batch_size=1)
+    arrows = [t for t in fig.axes[0].texts if getattr(t, "arrow_patch", None) is not None and not t.get_text()]
+    assert len(arrows) == 1
+    assert fig.axes[0].get_xscale() == "log"
