@@ -121,6 +121,11 @@ def from_onnx(path: Path) -> Any:
                 self.steps.append((operators[n.op_type], inputs, n.output[0], attrs))
             self.input_name = graph.input[0].name
             self.output_name = graph.output[0].name
+            # Each activation is dropped after the last step that reads it, so
+            # memory holds what is live, as in a framework's own graph.
+            last_use = {name: i for i, (_, inputs, _, _) in enumerate(self.steps) for name in inputs}
+            self.drop = [[n for n, last in last_use.items() if last == i and n not in self.names
+                          and n != self.output_name] for i in range(len(self.steps))]
 
         def forward(self, x: Any) -> Any:
             values = {self.input_name: x}
@@ -128,8 +133,10 @@ def from_onnx(path: Path) -> Any:
             def value(name: str) -> Any:
                 return values[name] if name in values else getattr(self, self.names[name])
 
-            for op, inputs, output, attrs in self.steps:
+            for (op, inputs, output, attrs), drop in zip(self.steps, self.drop):
                 values[output] = op(*(value(n) if n else None for n in inputs), **attrs)
+                for name in drop:
+                    del values[name]
             return values[self.output_name]
 
     return OnnxGraph().eval()
