@@ -18,7 +18,21 @@ MB = 1024 * 1024
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process since it started, in MiB."""
+    """Peak resident set size of this program since it started, in MiB.
+
+    On Linux this is VmHWM from /proc/self/status. getrusage's ru_maxrss
+    survives exec, so a measurement process started by a larger parent (a
+    Snakemake job, a test runner) would report the parent's size instead of
+    its own: measured, a child that touched 10 MiB reported 311 MiB after a
+    311 MiB parent started it.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / 1024 if sys.platform != "darwin" else peak / MB
