@@ -114,10 +114,10 @@ def semantic_problems(config: dict[str, Any], gpus: list[tuple[int, int]] | None
         for m, o in (config.get("model_overrides") or {}).items()
         if o and "variants" in o and m in config.get("models", [])
     ]
+    present = [d for d in devices if d == "cpu" or d in capabilities]  # missing GPUs are reported above
     for where, listed in lists:
         for variant in listed:
-            on = [d for d in devices if d == "cpu" or d in capabilities]
-            for problem in runtimes.problems(variant.get("runtime"), variant.get("precision"), on, capabilities):
+            for problem in runtimes.problems(variant.get("runtime"), variant.get("precision"), present, capabilities):
                 problems.append(f"config {where}: {problem}")
     return problems
 

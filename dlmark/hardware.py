@@ -133,8 +133,8 @@ def software(runtime: str) -> str:
     """The framework that ran the model, as 'package version' (runtimes are named as their packages;
     GPU builds may install under another name, such as onnxruntime-gpu or mxnet-cu117)."""
     for name in (runtime, f"{runtime}-gpu", *(f"{runtime}-cu11{v}" for v in (2, 6, 7))):
-        if package_version(name):
-            return f"{name} {package_version(name)}"
+        if version := package_version(name):
+            return f"{name} {version}"
     return f"{runtime} unknown"
 
 

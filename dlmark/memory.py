@@ -9,6 +9,7 @@ nvidia-smi text delta, which also counts other processes.
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 
@@ -63,8 +64,6 @@ def gpu_process_memory_mb(device_index: int) -> float:
     cannot see this process (a container's own PID namespace), the device's
     used memory stands in: an upper bound that also counts other processes.
     """
-    import os
-
     import pynvml
 
     pynvml.nvmlInit()

@@ -88,8 +88,10 @@ def _columns(models: int) -> int:
 
 
 def _legend_below(fig: Figure, handles: list, labels: list[str]) -> None:
-    """One legend for every panel, under them (constrained layout makes room)."""
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), frameon=False)
+    """One legend for every panel, under them (constrained layout makes room); each label once."""
+    unique = dict(zip(labels, handles))
+    fig.legend(list(unique.values()), list(unique), loc="outside lower center", ncol=min(3, len(unique)),
+               frameon=False)
 
 
 @house_style
@@ -115,10 +117,9 @@ def throughput_vs_batch_size(frame: pd.DataFrame) -> Figure:
                 memory_ax.set_ylabel("peak memory (MiB)", color="grey")
     handles, labels = [], []
     for ax in fig.axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
+        more_handles, more_labels = ax.get_legend_handles_labels()
+        handles += more_handles
+        labels += more_labels
     handles.append(plt.Line2D([], [], color="grey", linestyle="--", marker="."))
     labels.append("peak memory (dashed, same colour; right axis)")
     _legend_below(fig, handles, labels)
@@ -296,9 +297,7 @@ def max_batch_size(frame: pd.DataFrame) -> Figure:
     )
     ax.set_title(f"Largest batch size that fits in memory (limit {limit})\n{_where(frame)}")
     if len(series) > 1:
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))
-        _legend_below(fig, list(unique.values()), list(unique.keys()))
+        _legend_below(fig, *ax.get_legend_handles_labels())
     return fig
 
 

@@ -187,7 +187,7 @@ def run_isolated(
 
     With `memory_limit_mb`, the child's resident set is watched and the
     child killed once it exceeds the limit: on a CPU the limit is a budget
-    the user sets. The child's own peak (getrusage) is checked too, for
+    the user sets. The child's own peak (VmHWM) is checked too, for
     spikes between polls.
     """
     workdir, job_path, answer_path = _job_files(target, arg)

@@ -78,19 +78,22 @@ class Backend(ABC):
         return None
 
     def peak_memory_mb(self, device: str) -> float:
-        """The most memory this process needed where it computed, in MiB.
-
-        On a CPU the process's peak resident set; on a GPU what NVML
-        attributes to the process after the calls (a backend whose framework
-        keeps its own account overrides this).
-        """
+        """The most memory this process needed where it computed, in MiB (CPU: peak resident set)."""
         index = hardware.device_index(device)
-        return memory.peak_rss_mb() if index is None else memory.gpu_process_memory_mb(index)
+        return memory.peak_rss_mb() if index is None else self.gpu_peak_mb(index)
 
     def current_memory_mb(self, device: str) -> float:
-        """Memory this process holds now where it computes, in MiB."""
+        """Memory this process holds now where it computes, in MiB (CPU: resident set)."""
         index = hardware.device_index(device)
-        return memory.current_rss_mb() if index is None else memory.gpu_process_memory_mb(index)
+        return memory.current_rss_mb() if index is None else self.gpu_held_mb(index)
+
+    def gpu_held_mb(self, index: int) -> float:
+        """GPU memory this process holds now: NVML's figure for it, unless the framework knows better."""
+        return memory.gpu_process_memory_mb(index)
+
+    def gpu_peak_mb(self, index: int) -> float:
+        """The GPU memory the calls needed, read after them (what is still held, by default)."""
+        return self.gpu_held_mb(index)
 
 
 _REGISTRY: dict[tuple[str, str], Backend] = {}
@@ -113,12 +116,15 @@ def known() -> list[tuple[str, str]]:
     return sorted(_REGISTRY)
 
 
+def _known_names() -> str:
+    return ", ".join(f"{r}/{p}" for r, p in known())
+
+
 def get(runtime: str, precision: str) -> Backend:
     try:
         return _REGISTRY[runtime, precision]
     except KeyError:
-        names = ", ".join(f"{r}/{p}" for r, p in known())
-        raise ValueError(f"unknown variant {runtime}/{precision}; known: {names}") from None
+        raise ValueError(f"unknown variant {runtime}/{precision}; known: {_known_names()}") from None
 
 
 def problems(
@@ -129,8 +135,7 @@ def problems(
     `capabilities` holds the compute capability of each GPU device listed.
     """
     if (runtime, precision) not in _REGISTRY:
-        names = ", ".join(f"{r}/{p}" for r, p in known())
-        return [f"{runtime}/{precision} is not supported; known: {names}"]
+        return [f"{runtime}/{precision} is not supported; known: {_known_names()}"]
     backend = _REGISTRY[runtime, precision]
     if backend.framework and not _installed(backend.framework):
         return [f"{runtime}/{precision} needs {backend.framework}, which is not installed here: {backend.install_hint}"]

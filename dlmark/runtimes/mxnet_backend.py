@@ -92,15 +92,10 @@ class _MXNet(Backend):
             )
         return None
 
-    def peak_memory_mb(self, device: str) -> float:
+    def gpu_held_mb(self, index: int) -> float:
         # MXNet's pooled allocator keeps what it took until the process ends:
         # the memory in use after the calls is the peak they needed.
-        index = hardware.device_index(device)
-        return memory.peak_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
-
-    def current_memory_mb(self, device: str) -> float:
-        index = hardware.device_index(device)
-        return memory.current_rss_mb() if index is None else memory.gpu_memory_used_mb(index)
+        return memory.gpu_memory_used_mb(index)
 
 
 @register
