@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlmark import hardware, interference, memory, models, runner, runtimes, timing, variants
+from dlmark import hardware, interference, models, runner, runtimes, timing, variants
 from dlmark.records import NOISY, OK, Record, ThroughputRecord
 
 
@@ -75,7 +75,7 @@ def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
     # The input lives on the device before the clock starts: copying it in
     # would time the host-to-device link, not the model.
     call = backend.timed_call(variants.variant_of(spec), spec.batch_size, spec.device)
-    baseline = memory.current_rss_mb()
+    baseline = backend.current_memory_mb(spec.device)  # where it computes: RAM, or GPU memory
     budget = timing.Budget(**spec.budget)
     with interference.Watch(spec.threads, interference.NoisePolicy(**spec.noise), index) as watch:
         summary = timing.time_calls(call, spec.batch_size, budget, progress=log_progress)

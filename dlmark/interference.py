@@ -90,8 +90,22 @@ def _snapshot() -> _Snapshot:
     return _Snapshot(time.monotonic(), usage.ru_utime + usage.ru_stime, busy, steal, _pressure_us())
 
 
+def others_on_gpu(listed: list[int], own_pid: int) -> list[int]:
+    """The processes NVML lists on a GPU, less this one (which holds a context there).
+
+    Inside a container NVML numbers processes as the host does, so this
+    process is not listed under its own PID. One listed process is then this
+    one: a single entry is nobody else; with several, which one is this
+    process is unknown, so all are named (and someone else is there).
+    """
+    pids = set(listed)
+    if own_pid in pids:
+        return sorted(pids - {own_pid})
+    return [] if len(pids) <= 1 else sorted(pids)
+
+
 def gpu_other_processes(device_index: int) -> list[int]:
-    """PIDs of processes other than this one that hold memory on GPU `device_index`."""
+    """PIDs (as NVML numbers them) of other processes holding memory on GPU `device_index`."""
     import pynvml
 
     pynvml.nvmlInit()
@@ -99,7 +113,7 @@ def gpu_other_processes(device_index: int) -> list[int]:
         handle = pynvml.nvmlDeviceGetHandleByIndex(device_index)
         running = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
         running += pynvml.nvmlDeviceGetGraphicsRunningProcesses(handle)
-        return sorted({p.pid for p in running} - {os.getpid()})
+        return others_on_gpu([p.pid for p in running], os.getpid())
     finally:
         pynvml.nvmlShutdown()
 

@@ -60,6 +60,16 @@ def test_steal_and_other_gpu_processes_disturb():
     assert "4242" in interference.judge(0.2, 0.0, 0.0, [4242], 1, 2, True, LIMITS)  # cpu share ignored on a GPU
 
 
+def test_other_gpu_processes_when_nvml_numbers_pids_as_the_host_does():
+    assert interference.others_on_gpu([10, 4242], own_pid=10) == [4242]
+    assert interference.others_on_gpu([10], own_pid=10) == []
+    # In a container this process is listed under its host PID: alone, it is nobody else.
+    assert interference.others_on_gpu([98765], own_pid=10) == []
+    assert interference.others_on_gpu([], own_pid=10) == []
+    # Two listed, neither under this PID: someone else is there, whichever one is this process.
+    assert interference.others_on_gpu([98765, 98766], own_pid=10) == [98765, 98766]
+
+
 def test_watch_sees_this_process_use_its_cpu():
     with interference.Watch(threads=1, limits=LIMITS) as watch:
         end = time.process_time() + 0.3
