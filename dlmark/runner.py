@@ -228,8 +228,9 @@ class Forker:
     is watched, killed and judged the same way (a crash is a status, not a
     dead job). What it does not give is a fresh process's resident set:
     pages the warm process touched are not counted until the child touches
-    them. So memory figures come from processes started by `run_isolated`;
-    forked ones give timings.
+    them. So CPU memory figures come from processes started by
+    `run_isolated`; forked ones give timings, and GPU memory (the warm
+    process never touches the device).
 
         with Forker(preload, arg) as forker:
             outcome = forker.run(target, arg)

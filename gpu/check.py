@@ -72,7 +72,8 @@ def verdicts() -> bool:
         if len(bad) or len(on_cpu):
             good = False
             why = "; ".join(sorted(set(bad["error"].dropna().astype(str).str[:160]))) or "not on a GPU"
-            print(f"FAIL {runtime}/{precision}: {len(bad)} of {len(rows)} rows not measured: {why}")
+            print(f"FAIL {runtime}/{precision}: of {len(rows)} rows, {len(bad)} not measured and "
+                  f"{len(on_cpu)} not on a GPU: {why}")
             continue
         speed = rows.sort_values("batch_size").groupby("model").tail(1)
         reference = throughput[(throughput["runtime"] == runtime) & (throughput["precision"] == "float32")]
@@ -82,9 +83,13 @@ def verdicts() -> bool:
             ratio = ", ".join(f"{m} x{t / t32:.2f}" for m, t, t32 in
                               zip(both["model"], both["throughput"], both["throughput_32"]))
             ratio = f"; over {runtime}/float32 at the largest batch: {ratio}"
-        best = ", ".join(f"{m} {t:,.0f} img/s at batch {b}" for m, t, b in
-                         zip(speed["model"], speed["throughput"], speed["batch_size"]))
-        print(f"OK   {runtime}/{precision} on {rows['device_name'].iloc[0]}: {best}{ratio}")
+        best = ", ".join(f"{m} {t:,.0f} img/s at batch {b} ({mb:,.0f} MiB)" for m, t, b, mb in
+                         zip(speed["model"], speed["throughput"], speed["batch_size"], speed["peak_memory_mb"]))
+        found = largest[(largest["runtime"] == runtime) & (largest["precision"] == precision)]
+        fits = ", ".join(f"{m} {'>=' if up else ''}{n} ({mb:,.0f} MiB)" for m, n, up, mb in
+                         zip(found["model"], found["max_batch_size"], found["reached_upper_bound"],
+                             found["memory_at_max_mb"]))
+        print(f"OK   {runtime}/{precision} on {rows['device_name'].iloc[0]}: {best}{ratio}; largest batch: {fits}")
     return good
 
 

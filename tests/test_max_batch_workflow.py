@@ -1,12 +1,14 @@
 """End-to-end largest-batch search, checked by trials the test runs itself."""
 
+import contextlib
+
 import child_targets
 import pandas as pd
 import pytest
 from PIL import Image
 
 from conftest import snakemake, write_config
-from dlmark import benchmark, config, maxbatch
+from dlmark import benchmark, config, maxbatch, runner
 
 MODEL = "squeezenet1.1"  # about 7 MiB per image: boundaries far apart
 
@@ -40,7 +42,8 @@ def test_reported_max_batch_fits_and_the_next_does_not(tmp_path, tiny_config):
         image.verify()
 
 
-def test_a_killed_trial_counts_as_not_fitting():
+@pytest.mark.parametrize("forked", [False, True], ids=["fresh", "forked"])
+def test_a_killed_trial_counts_as_not_fitting(forked):
     spec = maxbatch.SearchSpec(
         model="mobilenet0.25",
         device="cpu",
@@ -51,10 +54,15 @@ def test_a_killed_trial_counts_as_not_fitting():
         memory_limit_mb=1000,
         **{**config.max_batch_settings({}), "upper_bound": 256},
     )
-    trial = maxbatch.isolated_trial(
-        spec.model, "cpu", 1, 1000, target=child_targets.killed_above_16
-    )
-    record = maxbatch.run_search(spec, trial)
+    with contextlib.ExitStack() as stack:
+        # A GPU search forks its trials from one warm process; the same path, run here on the CPU.
+        forker = stack.enter_context(runner.Forker(
+            maxbatch.preload_trial, maxbatch.TrialSpec(spec.model, "cpu", 1, 1)
+        )) if forked else None
+        trial = maxbatch.isolated_trial(
+            spec.model, "cpu", 1, 1000, target=child_targets.killed_above_16, forker=forker
+        )
+        record = maxbatch.run_search(spec, trial)
     assert record.status == "ok"
     assert record.max_batch_size == 16
     notes = [t["note"] or "" for t in record.trial_log if not t["fits"]]
