@@ -447,7 +447,11 @@ def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
         figsize=(9, 0.32 * models * max(1.0, 0.6 * len(variants_)) + 2.2), layout="constrained"
     )
     if both.empty:
-        ax.text(0.5, 0.5, "no variant besides mxnet/float32 was measured", ha="center", transform=ax.transAxes)
+        # On a GPU MXNet cannot run on (Hopper and later), the other variants have no reference.
+        alone = sorted(set(others["device"]) - set(reference["device"]))
+        why = (f"mxnet/float32, the reference, was not measured on {', '.join(alone)}" if len(others)
+               else "no variant besides mxnet/float32 was measured")
+        ax.text(0.5, 0.5, f"no speed-ups to draw: {why}", ha="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
     position = _model_axis(ax, both)

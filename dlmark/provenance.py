@@ -30,7 +30,14 @@ def _git(*args: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def workflow_version() -> dict[str, Any]:
-    """The git commit of the workflow and whether its tree was dirty."""
+    """The git commit of the workflow and whether its tree was dirty.
+
+    A copy made by `git archive` (the GPU bundle) has no repository of its
+    own, and may sit inside someone else's: its REVISION file names the
+    commit it was made from; whether it was changed since is unknown.
+    """
+    if not (REPO / ".git").exists() and (REPO / "REVISION").is_file():
+        return {"git_commit": (REPO / "REVISION").read_text().strip(), "git_dirty": None}
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"git_commit": commit or "unknown", "git_dirty": bool(status) if status is not None else None}

@@ -97,6 +97,8 @@ def main() -> None:
         print("note: the bundle holds the last commit; uncommitted changes are not in it", file=sys.stderr)
     archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+    (out / "REVISION").write_text(commit.stdout)  # the rows' git_commit on the node (dlmark.provenance)
     shutil.rmtree(out / "tests")  # the node runs the workflow, not the test suite
     fetch_wheels(out / "wheels")
     prepare_variants(out)

@@ -49,6 +49,15 @@ def test_the_bundle_is_this_workflow_without_its_tests(built):
     assert not (built / "tests").exists()
 
 
+def test_rows_made_from_the_bundle_name_its_commit(built):
+    # The bundle has no repository of its own: its rows take the commit from REVISION.
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    probe = "from dlmark import provenance; print(provenance.workflow_version())"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=built, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(built), "PATH": "/usr/bin:/bin"})
+    assert run.stdout.strip() == str({"git_commit": head, "git_dirty": None}), run.stderr
+
+
 def test_the_check_fails_loudly_where_there_is_no_gpu(built):
     run = subprocess.run([sys.executable, str(built / "gpu" / "check.py")], capture_output=True, text=True,
                          timeout=120)

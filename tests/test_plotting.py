@@ -44,6 +44,14 @@ def test_speedups_use_trusted_rows_only():
     assert set(chosen["batch_size"]) == {1}  # batch 2 is noisy: the largest trusted below it
 
 
+def test_speedup_figure_says_which_device_lacks_the_reference():
+    # A Hopper GPU measures torch but never MXNet: no reference there.
+    frame = rows().assign(device="gpu0", runtime="torch")
+    fig = plotting.speedup(frame, batch_size=4)
+    (text,) = fig.axes[0].texts
+    assert text.get_text() == "no speed-ups to draw: mxnet/float32, the reference, was not measured on gpu0"
+
+
 # The whole zoo, as a full run fills the tables: 34 models, four variants
 # (one on a second device), throughput from each model's GFLOPs so the
 # dense corner of large accurate models is as crowded as in a real run
