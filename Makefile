@@ -23,10 +23,30 @@ $(TORCH_STAMP): $(STAMP) requirements-torch.txt
 	$(BIN)/python -m pip install --quiet -r requirements-torch.txt
 	touch $@
 
+# MXNet on a GPU before Hopper: `make run GPU=cu117` replaces the CPU build
+# with MXNet's CUDA 11.7 build and the CUDA libraries it links against, and
+# puts those on the jobs' library path (see README, "Running on a GPU").
+GPU ?=
+GPU_STAMP := $(VENV)/.gpu-$(GPU)-installed
+ifeq ($(GPU),)
+RUN_DEPS := $(STAMP)
+LIBRARY_PATH_SETTING :=
+else ifeq ($(GPU),cu117)
+RUN_DEPS := $(GPU_STAMP)
+LIBRARY_PATH_SETTING = LD_LIBRARY_PATH="$$(ls -d $(CURDIR)/$(VENV)/lib/python*/site-packages/nvidia/*/lib | paste -sd:)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
+else
+$(error GPU=$(GPU) is not a build dlmark installs; use GPU=cu117 (MXNet 1.9's CUDA 11.7 build), or leave GPU unset)
+endif
+
+$(VENV)/.gpu-cu117-installed: $(STAMP) requirements-gpu-cu117.txt
+	$(BIN)/python -m pip uninstall --quiet --yes mxnet
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps -r requirements-gpu-cu117.txt
+	touch $@
+
 env: $(STAMP)
 
-run: $(STAMP)
-	$(SNAKEMAKE) --cores $(CORES) --resources gpu=1
+run: $(RUN_DEPS)
+	$(LIBRARY_PATH_SETTING) $(SNAKEMAKE) --cores $(CORES) --resources gpu=1
 
 test: $(STAMP) $(TORCH_STAMP) slurm-deps
 	$(BIN)/pytest

@@ -62,7 +62,8 @@ def test_gpu_on_a_machine_without_one():
 
 
 def test_gpu_that_exists_passes():
-    config = shipped() | {"devices": ["gpu0", "gpu1"], "model_overrides": {}}
+    config = shipped() | {"devices": ["gpu0", "gpu1"], "model_overrides": {},
+                          "variants": [{"runtime": "onnxruntime", "precision": "float32"}]}
     dlconfig.check(config, SCHEMA, gpus=[(8, 0), (8, 6)])
 
 
@@ -111,7 +112,8 @@ def test_unknown_variant_lists_the_known_ones():
     "runtime, precision, device, problem",
     [
         ("mxnet", "float32", "cpu", None),
-        ("mxnet", "float32", "gpu0", None),
+        # This machine's MXNet is the CPU build of requirements.txt.
+        ("mxnet", "float32", "gpu0", "mxnet/float32 on gpu0: the installed MXNet is its CPU build; install the CUDA"),
         ("mxnet", "int8", "cpu", None),
         ("mxnet", "int8", "gpu0", "mxnet/int8 does not run on a GPU: MXNet's INT8 kernels are oneDNN's"),
         ("onnxruntime", "float32", "cpu", None),
@@ -140,7 +142,8 @@ def test_mxnet_is_refused_on_hopper_and_later_gpus_with_the_alternatives():
     message = problems_of(config, gpus=[(9, 0)])
     assert "mxnet/float32 on gpu0: MXNet 1.9's GPU builds have no code for compute capability 9.0" in message
     assert "measure torch/float32, torch/float16 or onnxruntime/float32 there" in message
-    dlconfig.check(config, SCHEMA, gpus=[(8, 9)])  # Ada runs the sm_86 code
+    ada = problems_of(config, gpus=[(8, 9)])  # Ada runs the sm_86 code: only the CPU build installed here is refused
+    assert "compute capability" not in ada and "`make run GPU=cu117 VENV=.venv-cu117`" in ada
     torch_only = config | {"variants": [{"runtime": "torch", "precision": "float16"}]}
     dlconfig.check(torch_only, SCHEMA, gpus=[(9, 0)])
 
