@@ -33,7 +33,7 @@ RUN_DEPS := $(STAMP)
 LIBRARY_PATH_SETTING :=
 else ifeq ($(GPU),cu117)
 RUN_DEPS := $(GPU_STAMP)
-LIBRARY_PATH_SETTING = LD_LIBRARY_PATH="$$(ls -d $(CURDIR)/$(VENV)/lib/python*/site-packages/nvidia/*/lib | paste -sd:)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
+LIBRARY_PATH_SETTING = LD_LIBRARY_PATH="$$(ls -d $(abspath $(VENV))/lib/python*/site-packages/nvidia/*/lib | paste -sd:)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
 else
 $(error GPU=$(GPU) is not a build dlmark installs; use GPU=cu117 (MXNet 1.9's CUDA 11.7 build), or leave GPU unset)
 endif
