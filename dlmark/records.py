@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import jsonschema
 
-from dlmark import hardware, models, provenance
+from dlmark import hardware, models, provenance, runtimes
 from dlmark.runner import ERROR, OK, OUT_OF_MEMORY
 
 # Version 2: several processes per throughput point, interference, `noisy`.
@@ -129,7 +129,7 @@ class Record:
             "machine": machine,
             "runtime": runtime,
             "precision": precision,
-            "software": hardware.software(runtime),
+            "software": hardware.software(runtimes.framework_of(runtime, precision)),
             "host": hardware.host_facts(),
             **provenance.workflow_version(),
         }

@@ -126,6 +126,12 @@ def test_unknown_variant_lists_the_known_ones():
         ("torch", "bfloat16", "gpu0", None),
         ("torch", "float16", "cpu", "torch/float16 does not run on a CPU: float16 kernels are for GPUs (use a gpuN"),
         ("torch", "float16", "gpu0", None),
+        ("torch.compile", "float32", "cpu", None),
+        ("torch.compile", "float32", "gpu0", None),
+        ("torch.compile", "bfloat16", "cpu", None),
+        ("torch.compile", "bfloat16", "gpu0", None),
+        ("torch.compile", "float16", "cpu", "torch.compile/float16 does not run on a CPU: float16 kernels are for GPUs"),
+        ("torch.compile", "float16", "gpu0", None),
     ],
 )
 def test_every_variant_on_every_kind_of_device(runtime, precision, device, problem):

@@ -5,6 +5,16 @@ imports its framework until it is used.
 """
 
 from dlmark.runtimes import mxnet_backend, onnxruntime_backend, torch_backend  # noqa: F401  (they register)
-from dlmark.runtimes.base import REFERENCE, WEIGHTS_SEED, Backend, Predict, VariantSpec, get, known, problems
+from dlmark.runtimes.base import (
+    REFERENCE,
+    WEIGHTS_SEED,
+    Backend,
+    Predict,
+    VariantSpec,
+    framework_of,
+    get,
+    known,
+    problems,
+)
 
-__all__ = ["REFERENCE", "WEIGHTS_SEED", "Backend", "Predict", "VariantSpec", "get", "known", "problems"]
+__all__ = ["REFERENCE", "WEIGHTS_SEED", "Backend", "Predict", "VariantSpec", "framework_of", "get", "known", "problems"]

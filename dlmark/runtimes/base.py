@@ -127,6 +127,12 @@ def get(runtime: str, precision: str) -> Backend:
         raise ValueError(f"unknown variant {runtime}/{precision}; known: {_known_names()}") from None
 
 
+def framework_of(runtime: str, precision: str) -> str:
+    """The package that runs a variant (torch.compile's is torch), or the runtime's own name."""
+    backend = _REGISTRY.get((runtime, precision))
+    return backend.framework if backend is not None and backend.framework else runtime
+
+
 def problems(
     runtime: str, precision: str, devices: list[str], capabilities: dict[str, tuple[int, int]] | None = None
 ) -> list[str]:
