@@ -172,6 +172,9 @@ def summarize(
     )
 
 
+MIN_WARMUP_CALLS = 2
+
+
 def time_calls(
     call: Callable[[], None],
     batch_size: int,
@@ -192,7 +195,10 @@ def time_calls(
         call()
         warm.append((clock() - t0) / 1e9)
         elapsed = (clock() - start) / 1e9
-        if elapsed >= budget.warmup_max_seconds:
+        # The first call pays one-time costs (kernel selection, allocator
+        # growth): it alone says nothing of the next, so the cap ends a
+        # warm-up only after a second call.
+        if elapsed >= budget.warmup_max_seconds and len(warm) >= MIN_WARMUP_CALLS:
             break
         if elapsed >= budget.warmup_min_seconds and is_warm(warm, budget.warmup_tolerance):
             break

@@ -74,6 +74,15 @@ def test_warm_up_lasts_until_first_call_costs_are_gone():
     assert s.measure_seconds == pytest.approx(0.1, abs=0.011)
 
 
+def test_a_first_call_longer_than_the_warm_up_cap_is_never_the_whole_warm_up():
+    # Seen on an H200: a first call of 2.3 s (cuDNN's set-up) against a 1 s cap.
+    device = FakeDevice([2.3] + [0.010] * 10_000)
+    settings = budget(warmup_min_seconds=0.2, warmup_max_seconds=1.0, min_seconds=0.1, max_seconds=5)
+    s = timing.time_calls(device.call, 1, settings, clock=device.clock)
+    assert s.warmup_iterations == 2
+    assert s.latency_ms_mean == pytest.approx(10.0)
+
+
 def test_noisy_device_stops_at_the_budget_and_says_so():
     pattern = [0.010, 0.030] * 100_000
     device = FakeDevice([0.01] * 3 + pattern)
