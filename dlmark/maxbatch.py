@@ -99,16 +99,15 @@ def isolated_trial(
     runtime: str = "mxnet",
     precision: str = "float32",
     variant_dir: str = "",
-    forker: runner.Forker | None = None,
+    run: Callable[..., runner.Outcome] = runner.run_isolated,
 ) -> TrialFn:
     """A trial function that runs each batch size in a watched child process.
 
-    With `forker`, children are forked from its warm process instead of
-    started afresh: right on a GPU, whose memory a child holds as its own,
-    never on a CPU, where a forked child's resident set leaves out its
-    parent's pages.
+    `run` starts that process: afresh (`runner.run_isolated`), or forked
+    from a warm process (`runner.Forker.run`: right on a GPU, whose memory a
+    child holds as its own, never on a CPU, where a forked child's resident
+    set leaves out its parent's pages).
     """
-    run = runner.run_isolated if forker is None else forker.run
 
     def trial(batch_size: int) -> Trial:
         started = time.monotonic()
@@ -274,13 +273,13 @@ def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> MaxBatchRecord
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if trial is None:
-            # A GPU's trials fork from one warm process: a Python start and a framework import fewer each.
-            forker = None if spec.device == "cpu" else stack.enter_context(runner.Forker(
-                preload_trial, TrialSpec(spec.model, spec.device, 1, spec.threads, spec.runtime, spec.precision)
-            ))
+            run = runner.run_isolated
+            if spec.device != "cpu":  # a GPU's trials fork from one warm process that never touches the device
+                warm = TrialSpec(spec.model, spec.device, 1, spec.threads, spec.runtime, spec.precision)
+                run = stack.enter_context(runner.Forker(preload_trial, warm)).run
             trial = isolated_trial(
                 spec.model, spec.device, spec.threads, limit,
-                runtime=spec.runtime, precision=spec.precision, variant_dir=spec.variant_dir, forker=forker,
+                runtime=spec.runtime, precision=spec.precision, variant_dir=spec.variant_dir, run=run,
             )
         try:
             result = find_max_batch(

@@ -56,11 +56,11 @@ def test_a_killed_trial_counts_as_not_fitting(forked):
     )
     with contextlib.ExitStack() as stack:
         # A GPU search forks its trials from one warm process; the same path, run here on the CPU.
-        forker = stack.enter_context(runner.Forker(
+        run = stack.enter_context(runner.Forker(
             maxbatch.preload_trial, maxbatch.TrialSpec(spec.model, "cpu", 1, 1)
-        )) if forked else None
+        )).run if forked else runner.run_isolated
         trial = maxbatch.isolated_trial(
-            spec.model, "cpu", 1, 1000, target=child_targets.killed_above_16, forker=forker
+            spec.model, "cpu", 1, 1000, target=child_targets.killed_above_16, run=run
         )
         record = maxbatch.run_search(spec, trial)
     assert record.status == "ok"
