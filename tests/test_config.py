@@ -154,6 +154,15 @@ def test_mxnet_is_refused_on_hopper_and_later_gpus_with_the_alternatives():
     dlconfig.check(torch_only, SCHEMA, gpus=[(9, 0)])
 
 
+def test_torch_compile_is_refused_below_volta_with_eager_torch_named():
+    config = shipped() | {"devices": ["gpu0"], "model_overrides": {},
+                          "variants": [{"runtime": "torch.compile", "precision": "float32"}]}
+    message = problems_of(config, gpus=[(6, 1)])
+    assert "torch.compile/float32 on gpu0: torch.compile generates Triton kernels, which need compute" in message
+    assert "measure torch/* there" in message
+    dlconfig.check(config, SCHEMA, gpus=[(7, 0)])
+
+
 def test_the_table_above_covers_every_registered_variant():
     tested = {(r, p) for r, p, _, _ in test_every_variant_on_every_kind_of_device.pytestmark[0].args[1]}
     assert tested == set(runtimes.known())

@@ -239,6 +239,15 @@ class _TorchCompiled(_Torch):
     def before_timing(self, call: Callable[[], None]) -> None:
         call()
 
+    def gpu_problem(self, capability: tuple[int, int]) -> str | None:
+        # Inductor's GPU kernels are Triton's, and PyTorch refuses Triton below Volta.
+        if capability < (7, 0):
+            return (
+                f"torch.compile generates Triton kernels, which need compute capability 7.0 or later "
+                f"(this GPU has {capability[0]}.{capability[1]}); measure torch/* there"
+            )
+        return None
+
 
 @register
 class TorchFloat32(_Torch):
