@@ -78,7 +78,9 @@ def measure_throughput(spec: ThroughputSpec) -> dict[str, Any]:
     call = backend.timed_call(variants.variant_of(spec), spec.batch_size, spec.device)
     baseline = backend.current_memory_mb(spec.device)  # where it computes: RAM, or GPU memory
     budget = timing.Budget(**spec.budget)
-    timing.t_quantile_975(2)  # scipy's import (a second on some machines) before the clock, not in the loop
+    # scipy's import (a second on some machines) before the watch and the clock: inside either, its
+    # one-thread CPU time would lower cpu_share and could mark the point noisy.
+    timing.t_quantile_975(2)
     with interference.Watch(spec.threads, interference.NoisePolicy(**spec.noise), index) as watch:
         summary = timing.time_calls(call, spec.batch_size, budget, progress=log_progress)
     peak = backend.peak_memory_mb(spec.device)

@@ -129,10 +129,17 @@ def package_version(name: str) -> str | None:
         return None
 
 
+# GPU builds of a framework, as pip names them (they install the same module).
+GPU_BUILDS = {
+    "mxnet": ("mxnet-cu112", "mxnet-cu116", "mxnet-cu117"),
+    "onnxruntime": ("onnxruntime-gpu",),
+}
+
+
 def software(runtime: str) -> str:
-    """The framework that ran the model, as 'package version' (runtimes are named as their packages;
-    GPU builds may install under another name, such as onnxruntime-gpu or mxnet-cu117)."""
-    for name in (runtime, f"{runtime}-gpu", *(f"{runtime}-cu11{v}" for v in (2, 6, 7))):
+    """The framework that ran the model, as 'package version' (runtimes are named as their
+    packages; a GPU build installs under another name, such as onnxruntime-gpu or mxnet-cu117)."""
+    for name in (runtime, *GPU_BUILDS.get(runtime, ())):
         if version := package_version(name):
             return f"{name} {version}"
     return f"{runtime} unknown"

@@ -51,10 +51,6 @@ def reference_net(model: str, ctx: Any, params_file: str | None = None) -> Any:
     return net
 
 
-# MXNet 1.9's GPU builds, as pip names them (requirements-gpu-cu117.txt installs the last).
-CUDA_BUILDS = ("mxnet-cu112", "mxnet-cu116", "mxnet-cu117")
-
-
 class _MXNet(Backend):
     runtime = "mxnet"
     framework = "mxnet"
@@ -94,7 +90,7 @@ class _MXNet(Backend):
                 f"MXNet 1.9's GPU builds have no code for compute capability {capability[0]}.{capability[1]} "
                 "(sm_50 to sm_86, no PTX); measure torch/float32, torch/float16 or onnxruntime/float32 there"
             )
-        if not any(hardware.package_version(name) for name in CUDA_BUILDS):
+        if not any(hardware.package_version(name) for name in hardware.GPU_BUILDS["mxnet"]):
             return (
                 "the installed MXNet is its CPU build; install the CUDA 11.7 build with "
                 "`make run GPU=cu117 VENV=.venv-cu117` (README, 'Running on a GPU')"
