@@ -1,9 +1,9 @@
 """Comparing two runs, and merging result folders from several machines.
 
 A change counts only when it is both real and large: the two runs' 95%
-confidence intervals must not overlap (else it may be noise), and the
-relative change must pass a threshold (machines drift by a few percent
-between processes, more than the interval of one run shows).
+confidence intervals must not overlap (else it may be noise; on a CPU they
+include the machine's own drift over its run, see dlmark.drift), and the
+relative change must pass a threshold.
 """
 
 from __future__ import annotations
@@ -98,10 +98,28 @@ def report(changes: list[Change], compared: int, threshold: float, noisy: int = 
     return "\n".join(lines)
 
 
+def drift_note(old: pd.DataFrame, new: pd.DataFrame) -> str | None:
+    """How much each run's machine drifted (dlmark.drift): the intervals include it."""
+    if "machine_drift" not in old or "machine_drift" not in new:
+        return None
+    drifts = [frame["machine_drift"].dropna() for frame in (old, new)]
+    if all(d.empty for d in drifts):
+        return None
+    said = [f"{d.max():.1%}" if not d.empty else "unknown" for d in drifts]
+    return (
+        f"  the machine's own drift (spread of its memory-bandwidth canary over the rows): "
+        f"{said[0]} in the old run, {said[1]} in the new; the CPU rows' intervals include it"
+    )
+
+
 def run_compare(old: str, new: str, threshold: float) -> int:
     """Print the comparison; exit status 1 when anything got slower (for CI jobs)."""
-    changes, compared, noisy = compare(_throughput_csv(old), _throughput_csv(new), threshold)
+    old_rows, new_rows = _throughput_csv(old), _throughput_csv(new)
+    changes, compared, noisy = compare(old_rows, new_rows, threshold)
     print(report(changes, compared, threshold, noisy))
+    note = drift_note(old_rows, new_rows)
+    if note:
+        print(note)
     if compared == 0:
         print("nothing to compare: no rows share machine, device, runtime, precision, model and batch")
         return 2

@@ -188,6 +188,7 @@ class ThroughputRecord(Record):
         "batch_size", "status", "throughput", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90",
         "latency_ms_p99", "throughput_ci95_low", "throughput_ci95_high", "iterations", "measure_seconds",
         "peak_memory_mb", "gflops_per_image", "processes", "cpu_share", "interference",
+        "machine_speed", "machine_drift",
     )
 
     batch_size: int = col(required=True, minimum=1)
@@ -206,6 +207,11 @@ class ThroughputRecord(Record):
     processes: int = col(0, minimum=0)  # fresh processes the numbers rest on
     cpu_share: float | None = col()  # the lowest of the processes
     interference: float | None = col()  # the highest share of the machine other processes used
+    # The machine's own drift (dlmark.drift): the canary before each process, its median here;
+    # speed and drift are filled when the table is made, from all rows of the machine.
+    memory_bandwidth_gbs: float | None = col()
+    machine_speed: float | None = col()  # this row's canary / the machine's median
+    machine_drift: float | None = col()  # the canary's relative spread over the machine's rows
     remeasured: int = col(0)  # processes discarded as disturbed and measured again
     disturbance: str | None = col()  # why the row is noisy
     baseline_memory_mb: float | None = col()

@@ -86,7 +86,10 @@ def table(records: Iterable[dict[str, Any]], columns: list[str]) -> "pd.DataFram
 
 
 def throughput_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
-    return table((read_record(p) for p in paths), THROUGHPUT_COLUMNS)
+    """The rows, their intervals widened by their machine's drift (see `dlmark.drift`)."""
+    from dlmark import drift
+
+    return drift.with_machine_drift(table((read_record(p) for p in paths), THROUGHPUT_COLUMNS))
 
 
 def max_batch_table(paths: Iterable[str | Path]) -> "pd.DataFrame":

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import child_targets
 from dlmark import benchmark, interference
 
@@ -89,6 +91,9 @@ def test_quiet_machine_gives_ok_from_several_processes():
     per_process = sorted(p["throughput"] for p in record.process_results)
     # The interval spans the processes: it holds both of their means.
     assert record.throughput_ci95_low <= per_process[0] and per_process[-1] <= record.throughput_ci95_high
+    # Each process was preceded by the drift canary; the row keeps their median.
+    canaries = sorted(p["memory_bandwidth_gbs"] for p in record.process_results)
+    assert canaries[0] > 0 and record.memory_bandwidth_gbs == pytest.approx(sum(canaries) / 2)
 
 
 def test_busy_machine_throughout_gives_noisy_with_numbers_kept():

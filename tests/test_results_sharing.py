@@ -127,3 +127,16 @@ def test_compare_is_quiet_within_noise(run, tmp_path):
     done = subprocess.run([str(DLMARK), "compare", str(old), str(new)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
     assert "0 changed" in done.stdout
+
+
+def test_compare_says_how_much_each_machine_drifted(run, tmp_path):
+    old = run / "results/throughput.csv"
+    frame = pd.read_csv(old)
+    assert frame["machine_drift"].isna().all()  # the tiny run has fewer CPU rows than a drift needs
+    frame["machine_drift"] = 0.025
+    drifted = tmp_path / "drifted.csv"
+    frame.to_csv(drifted, index=False)
+    done = subprocess.run([str(DLMARK), "compare", str(old), str(drifted)], capture_output=True, text=True)
+    assert "unknown in the old run, 2.5% in the new" in done.stdout
+    quiet = subprocess.run([str(DLMARK), "compare", str(old), str(old)], capture_output=True, text=True)
+    assert "drift" not in quiet.stdout

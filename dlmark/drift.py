@@ -1,0 +1,97 @@
+"""The machine's own drift over a run, and what it does to a row's interval.
+
+A point's processes run within seconds of each other, so their spread says
+nothing of slower changes of the machine itself. On a shared VM the host's
+other tenants take memory bandwidth and cache for minutes at a time; no
+counter inside the VM shows it (steal stays 0). Measured on a 2-core AMD
+EPYC VM, one process timing mobilenet1.0 for 9 minutes: 30-second windows
+ranged from 0.92 to 1.05 of the median, and two quiet runs of the default
+config differed by up to 14% on a point whose processes agreed within 2%.
+
+So before every measuring process, its parent times a fixed canary: copying
+a buffer larger than any cache, which the same neighbours slow. (In the
+parent, between processes: its buffers must not count in the child's
+memory, and it must not run while the child is timed.) Over one machine's
+rows the canary's spread estimates the drift, and `with_machine_drift`
+widens each row's interval by it when the table is made: the interval then
+says what measuring again at another time would give, not only what the
+processes of one moment agreed on. The raw files keep the processes'
+interval; `machine_speed` shows where in the drift each row was measured.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CANARY_MB = 64  # larger than the last-level cache of the CPUs this runs on
+CANARY_SECONDS = 0.1
+MIN_ROWS = 8  # fewer rows on a machine give no estimate of its drift
+Z95 = 1.959964
+
+
+@functools.cache
+def _buffers() -> tuple[np.ndarray, np.ndarray]:
+    """Kept for the life of the process: paging 128 MiB in again would cost more than the canary."""
+    source = np.ones(CANARY_MB * 2**20 // 4, dtype=np.float32)
+    target = np.empty_like(source)
+    np.copyto(target, source)
+    return source, target
+
+
+def memory_bandwidth_gbs(seconds: float = CANARY_SECONDS) -> float:
+    """Copy bandwidth (GB/s read + written) of one thread, median over `seconds` of copies."""
+    source, target = _buffers()
+    rates = []
+    started = time.perf_counter()
+    while len(rates) < 3 or time.perf_counter() - started < seconds:
+        t0 = time.perf_counter()
+        np.copyto(target, source)
+        rates.append(2 * source.nbytes / (time.perf_counter() - t0) / 1e9)
+    return float(np.median(rates))
+
+
+def drift_of(bandwidths: "pd.Series") -> tuple[float, float] | None:
+    """(median bandwidth, relative drift as a robust standard deviation), or None with too few rows."""
+    values = np.log(bandwidths.dropna().to_numpy(dtype=float))
+    if values.size < MIN_ROWS:
+        return None
+    center = float(np.median(values))
+    sigma = 1.4826 * float(np.median(np.abs(values - center)))  # MAD: a few outliers do not inflate it
+    return math.exp(center), sigma
+
+
+def with_machine_drift(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """Fill machine_speed and machine_drift of CPU rows and widen their intervals by the drift.
+
+    Per machine, over its CPU rows: machine_speed is a row's canary over the
+    machine's median, machine_drift the canary's relative spread. Each side
+    of the interval becomes sqrt(side^2 + (1.96 * drift)^2), relative to the
+    throughput; an open side stays open. GPU rows are left as measured: the
+    canary is the host's memory, not the GPU's.
+    """
+    frame = frame.copy()
+    for column in ("machine_speed", "machine_drift"):
+        frame[column] = frame[column].astype(float)
+    for _, rows in frame[frame["device"] == "cpu"].groupby("machine"):
+        estimate = drift_of(rows["memory_bandwidth_gbs"])
+        if estimate is None:
+            continue
+        median, sigma = estimate
+        index = rows.index
+        frame.loc[index, "machine_speed"] = rows["memory_bandwidth_gbs"].astype(float) / median
+        frame.loc[index, "machine_drift"] = sigma
+        throughput = rows["throughput"].astype(float)
+        low = (1 - rows["throughput_ci95_low"].astype(float) / throughput).clip(lower=0)
+        high = (rows["throughput_ci95_high"].astype(float) / throughput - 1).clip(lower=0)
+        extra = (Z95 * sigma) ** 2
+        frame.loc[index, "throughput_ci95_low"] = throughput * (1 - np.sqrt(low**2 + extra)).clip(lower=0)
+        frame.loc[index, "throughput_ci95_high"] = throughput * (1 + np.sqrt(high**2 + extra))
+    return frame

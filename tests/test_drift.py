@@ -1,0 +1,78 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlmark import drift
+from dlmark.records import ThroughputRecord
+
+
+def records(machine, device, bandwidths):
+    """Rows of one machine, 100 img/s in [98, 102], with these canary readings."""
+    return [
+        {c: None for c in ThroughputRecord.columns()}
+        | {
+            "machine": machine,
+            "device": device,
+            "batch_size": i + 1,
+            "throughput": 100.0,
+            "throughput_ci95_low": 98.0,
+            "throughput_ci95_high": 102.0,
+            "memory_bandwidth_gbs": b,
+        }
+        for i, b in enumerate(bandwidths)
+    ]
+
+
+def rows(machine, device, bandwidths):
+    return pd.DataFrame(records(machine, device, bandwidths))
+
+
+def test_the_canary_measures_a_bandwidth():
+    assert 0 < drift.memory_bandwidth_gbs(0.02) < 10_000
+
+
+def test_cpu_intervals_widen_by_the_spread_of_the_canary():
+    # Bandwidths 0.96..1.04 of 40 GB/s: a robust spread the test computes by hand.
+    factors = [0.96, 0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03, 1.04]
+    frame = rows("vm", "cpu", [40 * f for f in factors])
+    out = drift.with_machine_drift(frame)
+    logs = np.log(factors)
+    sigma = 1.4826 * np.median(np.abs(logs - np.median(logs)))
+    assert out["machine_drift"].tolist() == pytest.approx([sigma] * len(factors))
+    assert out["machine_speed"].tolist() == pytest.approx(factors)
+    side = math.sqrt(0.02**2 + (1.959964 * sigma) ** 2)
+    assert out["throughput_ci95_low"].tolist() == pytest.approx([100 * (1 - side)] * len(factors))
+    assert out["throughput_ci95_high"].tolist() == pytest.approx([100 * (1 + side)] * len(factors))
+    # Wider than the processes' own interval, never narrower; the table given is left as it was.
+    assert (out["throughput_ci95_low"] < 98).all() and (out["throughput_ci95_high"] > 102).all()
+    assert frame["throughput_ci95_low"].eq(98).all()
+
+
+def test_a_few_outlying_canaries_do_not_set_the_drift():
+    steady = [40.0] * 6 + [40.4, 39.6, 40.2, 39.8]
+    calm = drift.with_machine_drift(rows("vm", "cpu", steady))["machine_drift"].iloc[0]
+    spiked = drift.with_machine_drift(rows("vm", "cpu", steady + [20.0]))["machine_drift"].iloc[0]
+    assert spiked < 2 * calm + 1e-3
+
+
+def test_gpu_rows_small_tables_and_rows_without_a_canary_stay_as_measured():
+    frame = pd.DataFrame(
+        records("node", "gpu0", [40.0 + i for i in range(10)])  # the canary is the host's, not the GPU's
+        + records("laptop", "cpu", [40.0, 42.0, 38.0])  # too few rows to estimate a drift
+        + records("old", "cpu", [None] * 10)  # measured before the canary existed
+    )
+    out = drift.with_machine_drift(frame)
+    assert out["throughput_ci95_low"].eq(98).all() and out["throughput_ci95_high"].eq(102).all()
+    assert out["machine_drift"].isna().all() and out["machine_speed"].isna().all()
+
+
+def test_open_intervals_stay_open_and_failed_rows_stay_empty():
+    frame = rows("vm", "cpu", [40.0 * f for f in (0.95, 0.98, 1.0, 1.0, 1.01, 1.02, 1.05, 0.99)])
+    frame.loc[0, "throughput_ci95_high"] = math.inf
+    frame.loc[1, ["throughput", "throughput_ci95_low", "throughput_ci95_high"]] = None
+    out = drift.with_machine_drift(frame)
+    assert out.loc[0, "throughput_ci95_high"] == math.inf
+    assert out.loc[1, ["throughput", "throughput_ci95_low", "throughput_ci95_high"]].isna().all()
+    assert out.loc[2, "throughput_ci95_low"] < 98
