@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dlmark import drift, hardware, interference, models, runner, runtimes, timing, variants
 from dlmark.records import NOISY, OK, Record, ThroughputRecord
 
@@ -186,8 +184,8 @@ def run_throughput(
     try:
         while len(kept) < budget.max_processes:
             fresh = not kept and not on_gpu  # CPU memory figures come from a process started afresh
-            # The machine's drift canary, here and not in the child (its buffers would count there).
-            bandwidth = drift.memory_bandwidth_gbs()
+            # The CPU's drift canary, here and not in the child (its buffers would count there).
+            bandwidth = None if on_gpu else drift.memory_bandwidth_gbs()
             began = time.monotonic()
             if fresh:
                 outcome = runner.run_isolated(target, spec, memory_limit_mb=spec.memory_limit_mb)
@@ -276,7 +274,7 @@ def _measured(
         # whose libraries would count in another runtime's memory.
         gflops_per_image=models.gflops_per_image(spec.model),
         cpu_share=min(w["cpu_share"] for w in watched),
-        memory_bandwidth_gbs=float(np.median([v["memory_bandwidth_gbs"] for v in kept])),
+        memory_bandwidth_gbs=drift.median_bandwidth(kept),
         interference=max(shares) if shares else None,
         **asdict(combined),
         **fields,

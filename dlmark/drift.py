@@ -8,7 +8,7 @@ EPYC VM, one process timing mobilenet1.0 for 9 minutes: 30-second windows
 ranged from 0.92 to 1.05 of the median, and two quiet runs of the default
 config differed by up to 14% on a point whose processes agreed within 2%.
 
-So before every measuring process, its parent times a fixed canary: copying
+So before every measuring process on a CPU, its parent times a fixed canary: copying
 a buffer larger than any cache, which the same neighbours slow. (In the
 parent, between processes: its buffers must not count in the child's
 memory, and it must not run while the child is timed.) Over one machine's
@@ -56,6 +56,12 @@ def memory_bandwidth_gbs(seconds: float = CANARY_SECONDS) -> float:
         np.copyto(target, source)
         rates.append(2 * source.nbytes / (time.perf_counter() - t0) / 1e9)
     return float(np.median(rates))
+
+
+def median_bandwidth(processes: list[dict]) -> float | None:
+    """A row's canary: the median over its processes (none on a GPU)."""
+    readings = [p["memory_bandwidth_gbs"] for p in processes if p.get("memory_bandwidth_gbs") is not None]
+    return float(np.median(readings)) if readings else None
 
 
 def drift_of(bandwidths: "pd.Series") -> tuple[float, float] | None:
