@@ -51,7 +51,7 @@ def compare(
 ) -> tuple[list[Change], int, int]:
     """Changes beyond both runs' intervals and `threshold`; the rows compared; the noisy rows left out.
 
-    Only trusted rows compare: a `noisy` row was measured on a busy machine,
+    Only trusted rows compare: a `noisy` row was measured on a busy or slowed machine,
     and a change it shows may be the neighbour's.
     """
     both = old.merge(new, on=KEYS, suffixes=("_old", "_new"))
@@ -84,7 +84,7 @@ def report(changes: list[Change], compared: int, threshold: float, noisy: int = 
     ]
     if noisy:
         lines.append(
-            f"  left out {noisy} row(s) that are noisy in either run (measured on a busy machine): "
+            f"  left out {noisy} row(s) that are noisy in either run (measured on a busy or slowed machine): "
             "remeasure them on a quiet machine to compare them"
         )
     for c in sorted(changes, key=lambda c: c.relative):

@@ -28,10 +28,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dlmark.records import NOISY, OK
+
 if TYPE_CHECKING:
     import pandas as pd
 
 CANARY_MB = 64  # larger than the last-level cache of the CPUs this runs on
+# A row whose canary read below this share of its machine's median was measured on a slowed
+# machine: over 148 ok rows of five default runs on the development VM, the two rows below it
+# were 17% and 18% slower than the median of four quiet runs; the next lowest (0.86) was 2% slower.
+SLOW_MACHINE = 0.85
 CANARY_SECONDS = 0.1
 MIN_ROWS = 8  # fewer rows on a machine give no estimate of its drift
 Z95 = 1.959964
@@ -75,13 +81,15 @@ def drift_of(bandwidths: "pd.Series") -> tuple[float, float] | None:
 
 
 def with_machine_drift(frame: "pd.DataFrame") -> "pd.DataFrame":
-    """Fill machine_speed and machine_drift of CPU rows and widen their intervals by the drift.
+    """Fill machine_speed and machine_drift of CPU rows, widen their intervals, mark slowed rows.
 
     Per machine, over its CPU rows: machine_speed is a row's canary over the
     machine's median, machine_drift the canary's relative spread. Each side
     of the interval becomes sqrt(side^2 + (1.96 * drift)^2), relative to the
-    throughput; an open side stays open. GPU rows are left as measured: the
-    canary is the host's memory, not the GPU's.
+    throughput; an open side stays open. An ok row measured while the
+    canary read below SLOW_MACHINE of the median becomes noisy: the machine
+    was slowed in a way its CPU counters do not show. GPU rows are left as
+    measured: the canary is the host's memory, not the GPU's.
     """
     frame = frame.copy()
     for column in ("machine_speed", "machine_drift"):
@@ -100,4 +108,12 @@ def with_machine_drift(frame: "pd.DataFrame") -> "pd.DataFrame":
         extra = (Z95 * sigma) ** 2
         frame.loc[index, "throughput_ci95_low"] = throughput * (1 - np.sqrt(low**2 + extra)).clip(lower=0)
         frame.loc[index, "throughput_ci95_high"] = throughput * (1 + np.sqrt(high**2 + extra))
+        speed = frame.loc[index, "machine_speed"]
+        slowed = index[(frame.loc[index, "status"] == OK).to_numpy() & (speed < SLOW_MACHINE).to_numpy()]
+        frame.loc[slowed, "status"] = NOISY
+        frame.loc[slowed, "disturbance"] = [
+            f"measured while the machine's memory bandwidth was {speed[i]:.2f} of its median over "
+            f"{len(rows)} rows (slowed from outside, e.g. by the host's other tenants)"
+            for i in slowed
+        ]
     return frame

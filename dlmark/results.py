@@ -137,18 +137,34 @@ def accuracy_table(measured: Iterable[str | Path], models: Iterable[str]) -> "pd
 
 
 def raw_points(results_dir: str | Path, statuses: Iterable[str], machine: str | None = None) -> list[Path]:
-    """Raw throughput files whose status is one of `statuses` (to measure them again)."""
+    """Raw throughput files whose status in the table is one of `statuses` (to measure them again).
+
+    The status is the table's: a point its file calls ok is noisy when the
+    machine's drift canary shows it measured on a slowed machine (see
+    `dlmark.drift`), which only all of a machine's rows together tell.
+    """
+    from dlmark import drift
+
     wanted = set(statuses)
     pattern = f"{machine or '*'}/throughput/**/*.json"
-    found = []
+    paths, rows, found = [], [], []
     for path in sorted(Path(results_dir, "raw").glob(pattern)):
         try:
-            status = json.loads(path.read_text(encoding="utf-8")).get("status")
+            rows.append(json.loads(path.read_text(encoding="utf-8")))
+            paths.append(path)
         except (OSError, json.JSONDecodeError):
-            status = "unreadable"
-        if status in wanted or (status == "unreadable" and "error" in wanted):
-            found.append(path)
-    return found
+            if "error" in wanted:
+                found.append(path)
+    if rows:
+        import pandas as pd
+
+        frame = pd.DataFrame.from_records(rows)  # in the order of `paths`, unlike table()
+        for column in THROUGHPUT_COLUMNS:
+            if column not in frame:
+                frame[column] = None
+        judged = drift.with_machine_drift(frame[THROUGHPUT_COLUMNS])
+        found += [path for path, status in zip(paths, judged["status"]) if status in wanted]
+    return sorted(found)
 
 
 def run_summary(results_dir: str | Path, machine: str) -> str | None:
@@ -161,7 +177,8 @@ def run_summary(results_dir: str | Path, machine: str) -> str | None:
     if noisy:
         lines.append(
             f"dlmark: {len(noisy)} throughput point(s) are noisy: the machine was busy while they were "
-            "measured and stayed busy through the retries. Their numbers are kept but not trusted "
+            "measured and stayed busy through the retries, or was slowed from outside (its memory "
+            "bandwidth canary; see the disturbance column). Their numbers are kept but not trusted "
             "(figures draw them hollow; compare and speed-ups leave them out). On a quiet machine, "
             "measure them again with:\n"
             "  snakemake --cores 1 --resources gpu=1 --forcerun $(dlmark points --status noisy)"

@@ -76,3 +76,29 @@ def test_open_intervals_stay_open_and_failed_rows_stay_empty():
     assert out.loc[0, "throughput_ci95_high"] == math.inf
     assert out.loc[1, ["throughput", "throughput_ci95_low", "throughput_ci95_high"]].isna().all()
     assert out.loc[2, "throughput_ci95_low"] < 98
+
+
+def test_a_row_measured_on_a_slowed_machine_is_noisy_and_listed_for_remeasuring(tmp_path):
+    from dlmark import results
+
+    bandwidths = [40.0, 40.4, 39.6, 40.2, 39.8, 40.1, 39.9, 40.3, 0.7 * 40.0, 0.9 * 40.0]
+    frame = rows("vm", "cpu", bandwidths)
+    frame["status"] = "ok"
+    frame.loc[9, "status"] = "error"  # a failed row keeps its status
+    out = drift.with_machine_drift(frame)
+    assert out["status"].tolist() == ["ok"] * 8 + ["noisy", "error"]
+    assert "memory bandwidth was 0.70 of its median over 10 rows" in out.loc[8, "disturbance"]
+    assert out.loc[0, "disturbance"] is None
+
+    # `dlmark points --status noisy` reads raw files, which said ok: it lists the slowed one too.
+    for i, b in enumerate(bandwidths[:9]):
+        record = ThroughputRecord(
+            **({c: "x" for c in ThroughputRecord.CONTRACT} | {"machine": "vm", "device": "cpu"}),
+            batch_size=i + 1, status="ok", throughput=100.0,
+            throughput_ci95_low=98.0, throughput_ci95_high=102.0, iterations=5, peak_memory_mb=1.0,
+            memory_bandwidth_gbs=b,
+        )
+        results.write_json(tmp_path / "raw/vm/throughput/cpu/mxnet-float32/m" / f"bs{i + 1}.json", record)
+    listed = results.raw_points(tmp_path, ["noisy"], "vm")
+    assert [p.name for p in listed] == ["bs9.json"]
+    assert len(results.raw_points(tmp_path, ["ok"], "vm")) == 8
