@@ -31,7 +31,9 @@ RAW = f"results/raw/{MACHINE}"
 GATE = "resources/variants/{model}/{runtime}-{precision}/gate.json"
 WEIGHTS = "resources/weights/{model}-{short_sha1}.params"
 MAX_BATCH = f"{RAW}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.json"
-THROUGHPUT = f"{RAW}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.json"
+THROUGHPUT = (
+    f"{RAW}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.json"
+)
 ACCURACY = f"{RAW}/accuracy/{{runtime}}-{{precision}}/{{model}}.json"
 
 # Benchmarks must never overlap: two at once would each time the other's
