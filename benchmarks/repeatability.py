@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlmark import results
+from dlmark import compare, results
 
 KEYS = ["machine", "device", "runtime", "precision", "model", "batch_size"]
 
@@ -25,9 +25,7 @@ KEYS = ["machine", "device", "runtime", "precision", "model", "batch_size"]
 def overlap(a: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
     both = a.merge(b, on=KEYS, suffixes=("_a", "_b"))
     both = both[(both["status_a"] == "ok") & (both["status_b"] == "ok")]
-    return (both["throughput_ci95_low_a"] <= both["throughput_ci95_high_b"]) & (
-        both["throughput_ci95_low_b"] <= both["throughput_ci95_high_a"]
-    )
+    return ~compare.intervals_apart(both, "_a", "_b")
 
 
 def processes_only(csv: str) -> pd.DataFrame:

@@ -46,6 +46,13 @@ def _throughput_csv(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def intervals_apart(both: pd.DataFrame, first: str, second: str) -> pd.Series:
+    """Rows of a merged table whose two throughput intervals (column suffixes) do not overlap."""
+    return (both[f"throughput_ci95_high{second}"] < both[f"throughput_ci95_low{first}"]) | (
+        both[f"throughput_ci95_low{second}"] > both[f"throughput_ci95_high{first}"]
+    )
+
+
 def compare(
     old: pd.DataFrame, new: pd.DataFrame, threshold: float = 0.05
 ) -> tuple[list[Change], int, int]:
@@ -58,13 +65,10 @@ def compare(
     noisy = int(((both["status_old"] == NOISY) | (both["status_new"] == NOISY)).sum())
     both = both[both["status_old"].isin(TRUSTED) & both["status_new"].isin(TRUSTED)]
     changes = []
+    both = both.assign(apart=intervals_apart(both, "_old", "_new"))
     for _, row in both.iterrows():
-        apart = (
-            row["throughput_ci95_high_new"] < row["throughput_ci95_low_old"]
-            or row["throughput_ci95_low_new"] > row["throughput_ci95_high_old"]
-        )
         relative = abs(row["throughput_new"] / row["throughput_old"] - 1.0)
-        if apart and relative >= threshold:
+        if row["apart"] and relative >= threshold:
             changes.append(
                 Change(
                     tuple(row[k] for k in KEYS),

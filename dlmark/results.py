@@ -72,8 +72,8 @@ def read_record(path: str | Path, kind: type[Record] = ThroughputRecord) -> dict
     return kind.read(path)
 
 
-def table(records: Iterable[dict[str, Any]], columns: list[str]) -> "pd.DataFrame":
-    """Tidy table with the contract's columns first, sorted for stable diffs."""
+def table(records: Iterable[dict[str, Any]], columns: list[str], sort: bool = True) -> "pd.DataFrame":
+    """Tidy table with the contract's columns first, sorted for stable diffs (else in the records' order)."""
     import pandas as pd
 
     frame = pd.DataFrame.from_records(list(records))
@@ -81,6 +81,8 @@ def table(records: Iterable[dict[str, Any]], columns: list[str]) -> "pd.DataFram
         if column not in frame:
             frame[column] = None
     frame = frame[columns]
+    if not sort:
+        return frame
     keys = [c for c in ("machine", "device", "runtime", "precision", "model", "batch_size") if c in columns]
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
@@ -156,13 +158,7 @@ def raw_points(results_dir: str | Path, statuses: Iterable[str], machine: str | 
             if "error" in wanted:
                 found.append(path)
     if rows:
-        import pandas as pd
-
-        frame = pd.DataFrame.from_records(rows)  # in the order of `paths`, unlike table()
-        for column in THROUGHPUT_COLUMNS:
-            if column not in frame:
-                frame[column] = None
-        judged = drift.with_machine_drift(frame[THROUGHPUT_COLUMNS])
+        judged = drift.with_machine_drift(table(rows, THROUGHPUT_COLUMNS, sort=False))  # in the order of `paths`
         found += [path for path, status in zip(paths, judged["status"]) if status in wanted]
     return sorted(found)
 
