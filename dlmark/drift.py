@@ -109,11 +109,12 @@ def with_machine_drift(frame: "pd.DataFrame") -> "pd.DataFrame":
         frame.loc[index, "throughput_ci95_low"] = throughput * (1 - np.sqrt(low**2 + extra)).clip(lower=0)
         frame.loc[index, "throughput_ci95_high"] = throughput * (1 + np.sqrt(high**2 + extra))
         speed = frame.loc[index, "machine_speed"]
+        readings = int(speed.notna().sum())  # rows not run (over the largest batch) have none
         slowed = index[(frame.loc[index, "status"] == OK).to_numpy() & (speed < SLOW_MACHINE).to_numpy()]
         frame.loc[slowed, "status"] = NOISY
         frame.loc[slowed, "disturbance"] = [
             f"measured while the machine's memory bandwidth was {speed[i]:.2f} of its median over "
-            f"{len(rows)} rows (slowed from outside, e.g. by the host's other tenants)"
+            f"{readings} rows (slowed from outside, e.g. by the host's other tenants)"
             for i in slowed
         ]
     return frame
