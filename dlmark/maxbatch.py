@@ -16,7 +16,6 @@ limit, by us or by the kernel, simply counts as "does not fit".
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -139,8 +138,8 @@ def _line_crossing(a: Trial, b: Trial, limit: float) -> float | None:
     return a.batch_size + (limit - a.peak_memory_mb) / slope
 
 
-def _next_guess(lo: Trial, below: Trial | None, hi: Trial | None, limit: float) -> int | None:
-    """Where to try next, strictly between the fitting `lo` and failing `hi`.
+def _next_guess(lo: Trial, below: Trial | None, hi: Trial | None, limit: float) -> float | None:
+    """Where memory is predicted to reach `limit`, strictly between the fitting `lo` and failing `hi`.
 
     The line through the two largest fitting trials predicts the boundary
     (memory is close to linear in the batch size). If that line overshoots
@@ -153,11 +152,10 @@ def _next_guess(lo: Trial, below: Trial | None, hi: Trial | None, limit: float) 
         below = Trial(0, True, lo.baseline_mb, 0.0)
     guess = _line_crossing(below, lo, limit) if below is not None else None
     if hi is not None and (guess is None or guess >= hi.batch_size):
-        if hi.complete and hi.peak_memory_mb > limit:
-            guess = _line_crossing(lo, hi, limit)
-        if guess is None or guess >= hi.batch_size:
+        guess = _line_crossing(lo, hi, limit) if hi.complete and hi.peak_memory_mb > limit else None
+        if guess is None:
             guess = (lo.batch_size + hi.batch_size) / 2
-    return None if guess is None else int(math.floor(guess))
+    return guess
 
 
 def find_max_batch(
@@ -220,10 +218,13 @@ def find_max_batch(
             if guess is None:  # no usable line yet: double
                 guess = lo * 2
             ceiling = upper_bound if hi is None else hi - 1
-            # Round to the step above lo; if the line says lo is the answer,
-            # this tries lo + step, which settles the search either way.
-            guess = min(guess, ceiling)
-            next_batch = lo + max(1, (guess - lo) // step) * step
+            # The nearest step to the prediction, not the one below it: the
+            # pair that proves the boundary (B fits, B + step does not) is
+            # then found in two trials whenever the line is within a step of
+            # the true crossing, whichever side it errs on. If the line says
+            # lo is the answer, this tries lo + step, which settles it.
+            steps = round((min(guess, ceiling) - lo) / step)
+            next_batch = lo + min(max(1, steps), (ceiling - lo) // step) * step
         t = attempt(next_batch)
         next_batch = None
         if t.fits:

@@ -90,7 +90,26 @@ def test_a_trial_stopped_early_is_not_used_as_a_true_peak():
 
     result = search(trial)
     assert result.max_batch_size == brute_force(memory_of)
-    assert len(result.trials) <= 10  # bisection once the line has overshot
+    # Bisection once the line has overshot. Trying the batch nearest to each
+    # prediction (not the one below) costs a retry here, where lines through
+    # fitting trials overshoot a memory curve that bends upward.
+    assert len(result.trials) <= 11
+
+
+def test_the_nearest_batch_to_the_prediction_is_tried_first():
+    # Memory per image falls a little beyond batch 78, so the line through
+    # the trials at 8 and 78 predicts a crossing at 123.7 while 124 still
+    # fits. Trying the nearest batch (124) and then 125 proves it in four
+    # trials; trying the batch below (123) would have needed 124 and 125.
+    memory_of = lambda b: 60 + 7.6 * b if b <= 78 else 652.8 + 7.5 * (b - 78)  # noqa: E731
+
+    def trial(batch):
+        peak = memory_of(batch)
+        return maxbatch.Trial(batch, peak <= LIMIT, peak, 0.0, baseline_mb=20.0)
+
+    result = search(trial)
+    assert result.max_batch_size == brute_force(memory_of) == 124
+    assert [t.batch_size for t in result.trials] == [8, 78, 124, 125]
 
 
 def test_step_sets_the_granularity():
