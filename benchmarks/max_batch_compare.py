@@ -1,9 +1,17 @@
-"""Largest-batch search: dlmark's linear prediction against the seed's method.
+"""Largest-batch search: dlmark's search against the seed's method.
 
 The seed project doubled from 1024 and then bisected, one fresh process per
-try. Both methods here use the same trial (a fresh, watched process, two
-forward passes) and the same limit, one model after the other, so their
-trial counts and wall times compare directly.
+try, started when the try was due. Per model, with the same limit, three
+searches run one after the other:
+
+- dlmark's search as the workflow runs it (`maxbatch.run_search`: the
+  linear prediction, each trial's process started while the one before
+  runs);
+- the same prediction with each process started when its trial is due,
+  the seed's way: the method alone, since its trials are the seed's;
+- the seed's doubling and bisecting, with those same trials.
+
+Every trial is a fresh, watched process running two forward passes.
 
     python benchmarks/max_batch_compare.py [--config config.yaml] [--models m1 m2 ...]
 """
@@ -63,32 +71,44 @@ def main() -> None:
         config = yaml.safe_load(f)
     threads = dlconfig.cpu_threads(config)
     settings = dlconfig.max_batch_settings(config)
-    rows = []
+    # Per model: (B, trials, seconds) of dlmark's search, of its prediction alone, of the seed's method.
+    rows: list[tuple[str, tuple[int, int, float], tuple[int, int, float], tuple[int, int, float]]] = []
     for model in args.models or config["models"]:
         limit = dlconfig.memory_limit_mb(config, model)
+        spec = maxbatch.SearchSpec(
+            model=model, device="cpu", runtime="mxnet", precision="float32", machine="bench",
+            threads=threads, memory_limit_mb=limit, **settings,
+        )
+        record = maxbatch.run_search(spec)
+        shipped = (record.max_batch_size, record.trials, record.search_seconds)
         trial = maxbatch.isolated_trial(model, "cpu", threads, limit)
         started = time.monotonic()
-        ours = maxbatch.find_max_batch(
+        alone = maxbatch.find_max_batch(
             trial, limit, upper_bound=settings["upper_bound"], probe=settings["probe"], step=settings["step"]
         )
-        ours_s = time.monotonic() - started
+        method = (alone.max_batch_size, len(alone.trials), time.monotonic() - started)
         started = time.monotonic()
-        seed = find_max_batch_doubling(trial, limit)
-        seed_s = time.monotonic() - started
-        rows.append((model, ours.max_batch_size, len(ours.trials), ours_s, seed.max_batch_size, len(seed.trials), seed_s))
+        theirs = find_max_batch_doubling(trial, limit)
+        seed = (theirs.max_batch_size, len(theirs.trials), time.monotonic() - started)
+        rows.append((model, shipped, method, seed))
         print(
-            f"{model:18s} limit {limit:.0f} MiB: linear B={ours.max_batch_size} in {len(ours.trials)} trials, "
-            f"{ours_s:.1f} s | doubling+bisect B={seed.max_batch_size} in {len(seed.trials)} trials, {seed_s:.1f} s",
+            f"{model:18s} limit {limit:.0f} MiB: dlmark B={shipped[0]} in {shipped[1]} trials, {shipped[2]:.1f} s"
+            f" | prediction alone B={method[0]} in {method[1]} trials, {method[2]:.1f} s"
+            f" | doubling+bisect B={seed[0]} in {seed[1]} trials, {seed[2]:.1f} s",
             flush=True,
         )
-    ours_total = sum(r[3] for r in rows)
-    seed_total = sum(r[6] for r in rows)
-    same = sum(r[1] == r[4] for r in rows)
+
+    def total(column: int) -> tuple[int, float]:
+        return sum(r[column][1] for r in rows), sum(r[column][2] for r in rows)
+
+    (ours_n, ours_s), (alone_n, alone_s), (seed_n, seed_s) = total(1), total(2), total(3)
+    same = sum(r[1][0] == r[2][0] == r[3][0] for r in rows)
     print(
-        f"total: linear {sum(r[2] for r in rows)} trials ({sum(r[2] for r in rows) / len(rows):.2f} per model), "
-        f"{ours_total:.1f} s; doubling+bisect {sum(r[5] for r in rows)} trials "
-        f"({sum(r[5] for r in rows) / len(rows):.2f} per model), {seed_total:.1f} s; "
-        f"speed-up {seed_total / ours_total:.2f}x; same B for {same} of {len(rows)} models"
+        f"total over {len(rows)} models: dlmark {ours_n} trials, {ours_s:.1f} s; "
+        f"prediction alone {alone_n} trials, {alone_s:.1f} s; doubling+bisect {seed_n} trials, {seed_s:.1f} s\n"
+        f"speed-up over doubling+bisect: dlmark's search {seed_s / ours_s:.2f}x, the prediction alone "
+        f"{seed_s / alone_s:.2f}x ({seed_n / len(rows):.1f} against {alone_n / len(rows):.1f} trials per model); "
+        f"same B in all three for {same} of {len(rows)} models"
     )
 
 

@@ -7,8 +7,9 @@ step beyond it then prove it. Only when memory bends away from the line
 does the search fall back to bracketing, and then it still guesses by
 interpolation rather than halving.
 
-Each trial runs in a child process of its own (`dlmark.runner`; started
-afresh on a CPU, forked from a warm process on a GPU): MXNet never returns
+Each trial runs in a child process of its own (`dlmark.runner`; on a CPU
+a fresh process, started ahead so that it imports the framework while the
+trial before it runs; on a GPU forked from a warm process): MXNet never returns
 memory after an allocation failure, and a trial killed for going over the
 limit, by us or by the kernel, simply counts as "does not fit".
 """
@@ -84,7 +85,11 @@ CPU_OVERSHOOT = 1.5
 
 
 def preload_trial(spec: TrialSpec) -> None:
-    """The warm process that forks a GPU search's trials: thread pools pinned, framework imported."""
+    """Readies a trial's process before its batch is known: thread pools pinned, framework imported.
+
+    Run by the warm process that forks a GPU search's trials, and by each
+    CPU trial's process, started while the trial before it runs.
+    """
     limit_threads(spec.threads)
     runtimes.get(spec.runtime, spec.precision).preload()
 
@@ -102,7 +107,8 @@ def isolated_trial(
 ) -> TrialFn:
     """A trial function that runs each batch size in a watched child process.
 
-    `run` starts that process: afresh (`runner.run_isolated`), or forked
+    `run` starts that process: afresh (`runner.run_isolated`, or
+    `runner.Prestarted.run`, whose process was started ahead), or forked
     from a warm process (`runner.Forker.run`: right on a GPU, whose memory a
     child holds as its own, never on a CPU, where a forked child's resident
     set leaves out its parent's pages).
@@ -274,10 +280,12 @@ def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> MaxBatchRecord
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if trial is None:
-            run = runner.run_isolated
-            if spec.device != "cpu":  # a GPU's trials fork from one warm process that never touches the device
-                warm = TrialSpec(spec.model, spec.device, 1, spec.threads, spec.runtime, spec.precision)
-                run = stack.enter_context(runner.Forker(preload_trial, warm)).run
+            # A CPU's trials are fresh processes, each started (and importing)
+            # while the one before runs; a GPU's fork from one warm process
+            # that never touches the device.
+            ready = runner.Prestarted if spec.device == "cpu" else runner.Forker
+            warm = TrialSpec(spec.model, spec.device, 1, spec.threads, spec.runtime, spec.precision)
+            run = stack.enter_context(ready(preload_trial, warm)).run
             trial = isolated_trial(
                 spec.model, spec.device, spec.threads, limit,
                 runtime=spec.runtime, precision=spec.precision, variant_dir=spec.variant_dir, run=run,

@@ -69,3 +69,23 @@ def report_pid_and_wait(pid_file):
     os.replace(pid_file + ".tmp", pid_file)
     time.sleep(60)
     return {}
+
+
+PRELOADED = None
+
+
+def preload_marker(arg):
+    """A preload that leaves a mark for the job run after it in the same process."""
+    global PRELOADED
+    PRELOADED = arg
+
+
+def report_preload(arg):
+    """What the preload left, and when this process started (to tell it was started ahead)."""
+    import psutil
+
+    return {"preloaded": PRELOADED, "pid": os.getpid(), "started": psutil.Process().create_time()}
+
+
+def fail_preload(arg):
+    raise ImportError("no module named 'framework'")

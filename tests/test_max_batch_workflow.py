@@ -1,7 +1,5 @@
 """End-to-end largest-batch search, checked by trials the test runs itself."""
 
-import contextlib
-
 import child_targets
 import pandas as pd
 import pytest
@@ -42,8 +40,8 @@ def test_reported_max_batch_fits_and_the_next_does_not(tmp_path, tiny_config):
         image.verify()
 
 
-@pytest.mark.parametrize("forked", [False, True], ids=["fresh", "forked"])
-def test_a_killed_trial_counts_as_not_fitting(forked):
+@pytest.mark.parametrize("ready", [runner.Prestarted, runner.Forker], ids=["prestarted", "forked"])
+def test_a_killed_trial_counts_as_not_fitting(ready):
     spec = maxbatch.SearchSpec(
         model="mobilenet0.25",
         device="cpu",
@@ -54,13 +52,11 @@ def test_a_killed_trial_counts_as_not_fitting(forked):
         memory_limit_mb=1000,
         **{**config.max_batch_settings({}), "upper_bound": 256},
     )
-    with contextlib.ExitStack() as stack:
-        # A GPU search forks its trials from one warm process; the same path, run here on the CPU.
-        run = stack.enter_context(runner.Forker(
-            maxbatch.preload_trial, maxbatch.TrialSpec(spec.model, "cpu", 1, 1)
-        )).run if forked else runner.run_isolated
+    # A CPU search starts each trial's process ahead; a GPU search forks its
+    # trials from one warm process (the same path, run here on the CPU).
+    with ready(maxbatch.preload_trial, maxbatch.TrialSpec(spec.model, "cpu", 1, 1)) as starter:
         trial = maxbatch.isolated_trial(
-            spec.model, "cpu", 1, 1000, target=child_targets.killed_above_16, run=run
+            spec.model, "cpu", 1, 1000, target=child_targets.killed_above_16, run=starter.run
         )
         record = maxbatch.run_search(spec, trial)
     assert record.status == "ok"

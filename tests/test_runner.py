@@ -72,10 +72,12 @@ def no_preload(arg):
     """A warm process that imports nothing beyond the runner."""
 
 
-@pytest.fixture(scope="module")
-def forker():
-    with runner.Forker(no_preload, None) as warm:
-        yield warm
+@pytest.fixture(scope="module", params=["forked", "prestarted"])
+def starter(request):
+    """The two ways a process is ready before its job: forked from a warm one, or started ahead."""
+    kind = runner.Forker if request.param == "forked" else runner.Prestarted
+    with kind(no_preload, None) as ready:
+        yield ready
 
 
 @pytest.mark.parametrize(
@@ -87,8 +89,8 @@ def forker():
         (child_targets.sigkill, None, runner.OUT_OF_MEMORY, "SIGKILL"),
     ],
 )
-def test_a_forked_process_ends_like_a_fresh_one(forker, target, arg, status, words):
-    outcome = forker.run(target, arg)
+def test_a_ready_process_ends_like_a_fresh_one(starter, target, arg, status, words):
+    outcome = starter.run(target, arg)
     assert outcome.status == status
     if words:
         assert words in outcome.error
@@ -96,10 +98,39 @@ def test_a_forked_process_ends_like_a_fresh_one(forker, target, arg, status, wor
         assert outcome.value["echo"] == 7
 
 
-def test_the_warm_process_survives_its_children_and_enforces_the_limit(forker):
-    over = forker.run(child_targets.allocate, 400, memory_limit_mb=150)
+def test_the_limit_is_enforced_and_the_next_job_still_runs(starter):
+    over = starter.run(child_targets.allocate, 400, memory_limit_mb=150)
     assert over.status == runner.OUT_OF_MEMORY and "memory limit" in over.error
-    assert forker.run(child_targets.succeed, 7).value["echo"] == 7  # still serving after a kill
+    assert starter.run(child_targets.succeed, 7).value["echo"] == 7  # still serving after a kill
+
+
+def test_a_prestarted_process_preloads_before_its_job_and_serves_only_one():
+    with runner.Prestarted(child_targets.preload_marker, "framework imported") as starter:
+        time.sleep(0.5)
+        asked = time.time()
+        first = starter.run(child_targets.report_preload, None).value
+        started_ahead = starter._next.pid
+        second = starter.run(child_targets.report_preload, None).value
+        unused = psutil.Process(starter._next.pid)
+    assert first["preloaded"] == second["preloaded"] == "framework imported"
+    assert first["started"] < asked  # started before the job was given
+    assert first["pid"] != second["pid"] == started_ahead  # a fresh process per job
+    # Closing stops the process started for a job that never came.
+    assert not unused.is_running()
+
+
+def test_a_prestarted_process_measures_its_own_memory_only():
+    with runner.Prestarted(no_preload, None) as starter:
+        large = starter.run(child_targets.allocate, 120).value["child_peak_rss_mb"]
+        small = starter.run(child_targets.allocate, 1).value["child_peak_rss_mb"]
+    assert large - small > 100
+
+
+def test_a_preload_that_fails_makes_the_job_an_error_not_a_hang():
+    with runner.Prestarted(child_targets.fail_preload, None) as starter:
+        outcome = starter.run(child_targets.succeed, 7, timeout_s=60)
+    assert outcome.status == runner.ERROR
+    assert "without a result" in outcome.error
 
 
 def test_children_die_with_the_process_that_watches_them(tmp_path):
