@@ -72,20 +72,32 @@ def report_pid_and_wait(pid_file):
 
 
 PRELOADED = None
+PRELOAD_BEGAN = None
 
 
 def preload_marker(arg):
     """A preload that leaves a mark for the job run after it in the same process."""
-    global PRELOADED
+    import time
+
+    global PRELOADED, PRELOAD_BEGAN
+    PRELOAD_BEGAN = time.time()
     PRELOADED = arg
 
 
 def report_preload(arg):
-    """What the preload left, and when this process started (to tell it was started ahead)."""
-    import psutil
-
-    return {"preloaded": PRELOADED, "pid": os.getpid(), "started": psutil.Process().create_time()}
+    """What the preload left, and when it began (to tell the process was started ahead)."""
+    return {"preloaded": PRELOADED, "began": PRELOAD_BEGAN, "pid": os.getpid()}
 
 
 def fail_preload(arg):
     raise ImportError("no module named 'framework'")
+
+
+def slow_preload(seconds):
+    """A preload that takes a while, and leaves the time it ended."""
+    import time
+
+    global PRELOADED, PRELOAD_BEGAN
+    PRELOAD_BEGAN = time.time()
+    time.sleep(seconds)
+    PRELOADED = time.time()
