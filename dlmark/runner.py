@@ -235,10 +235,10 @@ class Prestarted:
     A largest-batch trial must be a fresh process (its peak resident set is
     the trial's memory), and most of a small trial's time is Python starting
     and importing the framework (about 1.1 of 1.55 s for resnet18_v1 at
-    batch 8 on a CPU).
-    This keeps the next process started: it runs `preload(arg)` (pin the
-    thread pools, import the framework, run nothing, as `Forker`'s warm
-    process does) and then waits for its job while the current one runs.
+    batch 8 on a CPU). This keeps the next process started: it runs
+    `preload(arg)` (pin the thread pools, import the framework, run nothing,
+    as `Forker`'s warm process does) and then waits for its job while the
+    current one runs.
     Each process still runs one job and is watched, killed and judged as
     `run_isolated`'s are, and it shares no memory with the one before, so
     its peak is a fresh process's.
