@@ -220,26 +220,37 @@ class Watch:
         )
 
 
-def machine_is_quiet(limits: NoisePolicy, threads: int, window_s: float = 0.5) -> tuple[bool, float | None]:
-    """Whether the rest of the machine leaves `threads` cores free, over a short window."""
-    start = _proc_stat()[0]
+def why_busy(limits: NoisePolicy, threads: int, window_s: float = 0.5) -> str | None:
+    """What keeps the machine from being quiet over a short window, or None if it is quiet.
+
+    Quiet means the rest of the machine leaves `threads` cores free and the
+    hypervisor steals no more than the policy allows: a VM's host steals in
+    bursts, and a retry begun inside one is disturbed again.
+    """
+    start_busy, start_steal = _proc_stat()
     time.sleep(window_s)
-    end = _proc_stat()[0]
-    if start is None or end is None:
-        return True, None
+    end_busy, end_steal = _proc_stat()
+    if start_busy is None or end_busy is None or start_steal is None or end_steal is None:
+        return None
+    cpus = os.cpu_count() or 1
     # This (waiting) process uses next to nothing, so the machine's busy time is the others'.
-    others = (end - start) / window_s
-    return not others_too_busy(others, threads, os.cpu_count() or 1, limits), others
+    others = (end_busy - start_busy) / window_s
+    if others_too_busy(others, threads, cpus, limits):
+        return f"{others:.2f} CPUs used by others"
+    steal = (end_steal - start_steal) / (window_s * cpus)
+    if steal > limits.max_steal:
+        return f"the hypervisor stole {steal:.0%} of the CPU time"
+    return None
 
 
 def wait_for_quiet(limits: NoisePolicy, threads: int, max_wait_s: float, log: Any = None) -> bool:
     """Wait (at most `max_wait_s`) until the machine is quiet; True if it became quiet."""
     deadline = time.monotonic() + max_wait_s
     while True:
-        quiet, others = machine_is_quiet(limits, threads)
-        if quiet:
+        busy = why_busy(limits, threads)
+        if busy is None:
             return True
         if time.monotonic() >= deadline:
             if log:
-                log(f"machine still busy after {max_wait_s:.0f} s ({others:.2f} CPUs used by others)")
+                log(f"machine still busy after {max_wait_s:.0f} s ({busy})")
             return False

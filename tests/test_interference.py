@@ -14,7 +14,7 @@ import time
 import pytest
 
 import child_targets
-from dlmark import benchmark, interference
+from dlmark import benchmark, config, interference
 
 MODEL = "mobilenet0.25"
 CPUS = os.cpu_count() or 1
@@ -81,8 +81,23 @@ def test_watch_sees_this_process_use_its_cpu():
     assert watch.result.wall_seconds >= 0.3
 
 
+def test_a_busy_machine_is_not_quiet_and_says_why():
+    busy = burners(CPUS, 10)
+    try:
+        time.sleep(0.3)
+        assert "CPUs used by others" in interference.why_busy(LIMITS, threads=CPUS)
+    finally:
+        stop(busy)
+
+
 def test_quiet_machine_gives_ok_from_several_processes():
-    record = benchmark.run_throughput(spec())
+    # The shipped retries and quiet wait: a shared VM's host steals CPU in
+    # bursts (13% once during this test in a run of the suite, with nothing
+    # else running), and a point waits such a burst out as a user's run does.
+    shipped = config.section_defaults("noise")
+    record = benchmark.run_throughput(
+        spec(retries=shipped["retries"], quiet_wait_seconds=shipped["quiet_wait_seconds"])
+    )
     assert record.status == "ok", record.disturbance
     assert record.processes == 2 and len(record.process_results) == 2
     assert all(p["interference"]["disturbed"] is None for p in record.process_results)
