@@ -20,7 +20,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 import psutil
 
@@ -238,8 +238,7 @@ class Prestarted:
     batch 8 on a CPU). This keeps the next process started: it runs
     `preload(arg)` (pin the thread pools, import the framework, run nothing,
     as `Forker`'s warm process does) and then waits for its job while the
-    current one runs.
-    Each process still runs one job and is watched, killed and judged as
+    current one runs. Each process still runs one job and is watched, killed and judged as
     `run_isolated`'s are, and it shares no memory with the one before, so
     its peak is a fresh process's.
 
@@ -416,6 +415,21 @@ class Forker:
         self.close()
 
 
+def _preload_and_say_ready(preload_path: str) -> TextIO:
+    """Run the pickled preload, then say "ready" on the protocol (stdout), which it returns.
+
+    Anything else printed from here on goes to stderr, the job's log, and
+    not into the protocol.
+    """
+    with open(preload_path, "rb") as f:
+        preload, arg = pickle.load(f)
+    preload(arg)
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    protocol.write("ready\n")
+    return protocol
+
+
 def _forker_main(preload_path: str) -> None:
     """The warm process: preload, then fork one child per job line on stdin.
 
@@ -423,12 +437,7 @@ def _forker_main(preload_path: str) -> None:
     its exit code (negative: the signal that ended it). Children write
     their answer files as fresh processes do.
     """
-    with open(preload_path, "rb") as f:
-        preload, arg = pickle.load(f)
-    preload(arg)
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # anything else printed goes to the log, not into the protocol
-    protocol.write("ready\n")
+    protocol = _preload_and_say_ready(preload_path)
     for line in sys.stdin:
         job_path, answer_path = line.rstrip("\n").split("\t")
         pid = os.fork()
@@ -450,13 +459,7 @@ def _forker_main(preload_path: str) -> None:
 
 def _prestarted_main(preload_path: str) -> None:
     """A process started ahead: preload, then run the one job named on stdin (none: exit)."""
-    with open(preload_path, "rb") as f:
-        preload, arg = pickle.load(f)
-    preload(arg)
-    protocol = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # anything the job prints goes to the log, not into the protocol
-    protocol.write("ready\n")
-    protocol.close()
+    _preload_and_say_ready(preload_path).close()
     line = sys.stdin.readline()
     if line:
         _child_main(*line.rstrip("\n").split("\t"))
