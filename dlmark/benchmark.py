@@ -241,6 +241,10 @@ def run_throughput(
     return _measured(spec, budget, kept, fields)
 
 
+def on_gpu(spec: ThroughputSpec) -> bool:
+    return hardware.device_index(spec.device) is not None
+
+
 def _summary(value: dict[str, Any]) -> timing.Summary:
     known = timing.Summary.__dataclass_fields__
     return timing.Summary(**{k: v for k, v in value.items() if k in known})
@@ -270,6 +274,7 @@ def _measured(
         # touched: on a CPU the memory figures are the fresh first process's.
         peak_memory_mb=kept[0]["peak_memory_mb"],
         baseline_memory_mb=kept[0]["baseline_memory_mb"],
+        mapped_files_mb=kept[0].get("resident_set", {}).get("file_mb") if not on_gpu(spec) else None,
         # Counted here, not in the measured process: counting imports MXNet,
         # whose libraries would count in another runtime's memory.
         gflops_per_image=models.gflops_per_image(spec.model),

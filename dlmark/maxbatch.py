@@ -46,6 +46,7 @@ class Trial:
     note: str | None = None
     complete: bool = True  # ran to the end, so its peak is the true peak
     baseline_mb: float | None = None  # memory before the first forward pass
+    mapped_files_mb: float | None = None  # pages of mapped files beside the peak (CPU), not in it
 
 
 @dataclass
@@ -126,7 +127,8 @@ def isolated_trial(
             peak = float(outcome.value["peak_memory_mb"])
             fits = peak <= memory_limit_mb
             baseline = outcome.value.get("baseline_mb")
-            return Trial(batch_size, fits, peak, seconds, None if fits else "over the limit", True, baseline)
+            files = outcome.value.get("resident_set", {}).get("file_mb") if device == "cpu" else None
+            return Trial(batch_size, fits, peak, seconds, None if fits else "over the limit", True, baseline, files)
         if outcome.status == runner.OUT_OF_MEMORY:
             return Trial(batch_size, False, outcome.observed_peak_mb, seconds, outcome.error, False)
         raise RuntimeError(f"trial of {model} at batch {batch_size} failed: {outcome.error}")

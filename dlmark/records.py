@@ -29,7 +29,9 @@ from dlmark import hardware, models, provenance, runtimes
 from dlmark.runner import ERROR, OK, OUT_OF_MEMORY
 
 # Version 2: several processes per throughput point, interference, `noisy`.
-SCHEMA_VERSION = 2
+# Version 3: CPU memory is the process's own (mapped files' pages beside it), points measured in
+# interleaved rounds.
+SCHEMA_VERSION = 3
 
 # ok, out_of_memory and error come from the runner (how a process ended).
 NOISY = "noisy"  # measured while the machine was disturbed, and not remeasured clean
@@ -215,6 +217,7 @@ class ThroughputRecord(Record):
     remeasured: int = col(0)  # processes discarded as disturbed and measured again
     disturbance: str | None = col()  # why the row is noisy
     baseline_memory_mb: float | None = col()
+    mapped_files_mb: float | None = col()  # pages of mapped files beside the peak (CPU), not in it
     rel_ci95: float | None = col()
     converged: bool | None = col()
     threads: int | None = col()

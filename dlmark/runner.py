@@ -4,7 +4,7 @@ Why a child: a framework crash (a segfault in a kernel, an abort in the
 allocator) or an out-of-memory kill must become a recorded status, not a
 dead workflow job; MXNet never returns memory after an allocation failure,
 so the next trial needs a clean process anyway; and a fresh process makes
-its own peak resident set the memory of exactly this measurement.
+its own memory (see `dlmark.memory`) the memory of exactly this measurement.
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
-import psutil
-
-from dlmark.memory import MB, peak_rss_mb
+from dlmark import memory
 
 OK = "ok"
 OUT_OF_MEMORY = "out_of_memory"
@@ -52,7 +50,11 @@ def _child_main(job_path: str, answer_path: str) -> None:
         target, arg = pickle.load(f)
     try:
         value = target(arg)
-        value.setdefault("child_peak_rss_mb", peak_rss_mb())
+        value.setdefault("child_peak_mb", memory.own_peak_mb())
+        try:  # what the mapped files held beside it, to diagnose a shift from the raw file
+            value.setdefault("resident_set", memory.resident_set().to_dict())
+        except OSError:
+            pass
         answer = (OK, value, None)
     except MemoryError:
         answer = (OUT_OF_MEMORY, None, "MemoryError: " + traceback.format_exc(limit=3))
@@ -107,14 +109,12 @@ def _watch(
 ) -> tuple[int | None, float, str | None]:
     """Watch process `pid` until `finished(poll_s)` gives its exit code.
 
-    Returns (exit code, largest resident set seen, why it was killed). The
-    resident set is polled so that a trial which would push the host into
-    swap or the OOM killer is stopped early instead.
+    Returns (exit code, largest own memory seen, why it was killed). The
+    process's own memory (`memory.ResidentSet.own_mb`: what it allocated,
+    not the mapped libraries' pages) is polled so that a trial which would
+    push the host into swap or the OOM killer is stopped early instead.
     """
-    try:
-        watched: psutil.Process | None = psutil.Process(pid)
-    except psutil.Error:  # already ended (and reaped by the warm process)
-        watched = None
+    watched: int | None = pid
     observed = 0.0
     started = time.monotonic()
     while True:
@@ -123,13 +123,14 @@ def _watch(
             return code, observed, None
         try:
             if watched is not None:
-                observed = max(observed, watched.memory_info().rss / MB)
-        except psutil.Error:
+                observed = max(observed, memory.resident_set(watched).own_mb)
+        except OSError:  # ended between the two checks (its exit comes next), or no /proc
+            watched = None
             continue
         if memory_limit_mb is not None and observed > memory_limit_mb:
             return None, observed, (
                 f"exceeded the memory limit of {memory_limit_mb:.0f} MiB "
-                f"(resident set reached {observed:.0f} MiB)"
+                f"(its own memory reached {observed:.0f} MiB)"
             )
         if timeout_s is not None and time.monotonic() - started > timeout_s:
             return None, observed, f"timed out after {timeout_s:.0f} s"
@@ -160,13 +161,13 @@ def _outcome(
     with open(answer_path, "rb") as f:
         status, value, error = pickle.load(f)
     if status == OK and value is not None:
-        peak = float(value.get("child_peak_rss_mb", 0.0))
+        peak = float(value.get("child_peak_mb", 0.0))
         observed = max(observed, peak)
         if memory_limit_mb is not None and peak > memory_limit_mb:
             return Outcome(
                 OUT_OF_MEMORY,
                 None,
-                f"exceeded the memory limit of {memory_limit_mb:.0f} MiB (peak {peak:.0f} MiB)",
+                f"exceeded the memory limit of {memory_limit_mb:.0f} MiB (its own memory peaked at {peak:.0f} MiB)",
                 observed,
             )
     return Outcome(status, value, error, observed)
@@ -185,9 +186,9 @@ def run_isolated(
 ) -> Outcome:
     """Call `target(arg)` in a new Python process; never raise for its failures.
 
-    With `memory_limit_mb`, the child's resident set is watched and the
+    With `memory_limit_mb`, the child's own memory is watched and the
     child killed once it exceeds the limit: on a CPU the limit is a budget
-    the user sets. The child's own peak (VmHWM) is checked too, for
+    the user sets. The child's own peak (from VmHWM) is checked too, for
     spikes between polls.
     """
     workdir, job_path, answer_path = _job_files(target, arg)

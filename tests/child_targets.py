@@ -101,3 +101,30 @@ def slow_preload(seconds):
     PRELOAD_BEGAN = time.time()
     time.sleep(seconds)
     PRELOADED = time.time()
+
+
+MAPPED = None
+
+
+def map_file_and_allocate(arg):
+    """Map a whole file into memory (every page touched), then allocate a known amount.
+
+    `arg` is (path of the file, MiB to allocate). The file's pages count in
+    the resident set as the framework's libraries do; the allocation is the
+    process's own memory.
+    """
+    import mmap
+
+    from dlmark import memory
+
+    global MAPPED
+    path, megabytes = arg
+    with open(path, "rb") as f:
+        mapped = MAPPED = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)  # stays mapped, as a library does
+    checksum = sum(mapped[i] for i in range(0, len(mapped), 4096))  # fault every page in
+    baseline = memory.own_mb()
+    block = bytearray(megabytes * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    del block  # freed before the answer: only the peak remembers it
+    return {"baseline_mb": baseline, "checksum": checksum, "mapped_mb": len(mapped) / 2**20}

@@ -50,7 +50,7 @@ def test_a_raw_file_of_the_old_schema_is_refused_with_the_fix(tmp_path):
                latencies_ms=[200.0] * 5)
     path = tmp_path / "bs2.json"
     path.write_text(json.dumps(old))
-    with pytest.raises(results.ResultFileError, match=r"record schema 1, this one reads 2.*measure it again"):
+    with pytest.raises(results.ResultFileError, match=r"record schema 1, this one reads 3.*measure it again"):
         results.read_record(path)
 
 

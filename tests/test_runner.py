@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import time
@@ -19,9 +20,32 @@ def test_result_comes_back_from_the_child():
 def test_the_child_reports_its_own_peak_memory_not_its_parents():
     parent = bytearray(300 * 2**20)  # getrusage would hand this size on to every child
     parent[:: 4096] = b"\1" * len(parent[:: 4096])
-    small = runner.run_isolated(child_targets.allocate, 1).value["child_peak_rss_mb"]
-    large = runner.run_isolated(child_targets.allocate, 120).value["child_peak_rss_mb"]
+    small = runner.run_isolated(child_targets.allocate, 1).value["child_peak_mb"]
+    large = runner.run_isolated(child_targets.allocate, 120).value["child_peak_mb"]
     assert small < 120 <= large < 300
+
+
+def test_a_processs_memory_leaves_out_the_pages_of_files_it_maps(tmp_path):
+    """The mapped file's 200 MiB are recorded beside the figure, not in it: only the 64 MiB allocated count."""
+    library = tmp_path / "library.so"
+    library.write_bytes(os.urandom(200 * 2**20))
+    value = runner.run_isolated(child_targets.map_file_and_allocate, (str(library), 64)).value
+    resident = value["resident_set"]
+    assert resident["file_mb"] >= 199  # every page of the mapping was resident
+    assert resident["peak_mb"] >= value["baseline_mb"] + 64 + 199  # the whole resident set's peak has both
+    assert 63 <= value["child_peak_mb"] - value["baseline_mb"] <= 66
+    assert value["child_peak_mb"] == pytest.approx(resident["peak_mb"] - resident["file_mb"])
+
+
+def test_the_memory_limit_counts_the_processs_own_memory_not_mapped_files(tmp_path):
+    """300 MiB of mapped file pages under a 150 MiB limit: the process still fits."""
+    library = tmp_path / "library.so"
+    library.write_bytes(os.urandom(300 * 2**20))
+    outcome = runner.run_isolated(child_targets.map_file_and_allocate, (str(library), 20), memory_limit_mb=150)
+    assert outcome.status == runner.OK, outcome.error
+    assert outcome.observed_peak_mb < 150
+    over = runner.run_isolated(child_targets.map_file_and_allocate, (str(library), 200), memory_limit_mb=150)
+    assert over.status == runner.OUT_OF_MEMORY
 
 
 def test_framework_oom_message_is_out_of_memory():
@@ -129,8 +153,8 @@ def test_the_next_process_starts_only_once_the_current_one_has_imported():
 
 def test_a_prestarted_process_measures_its_own_memory_only():
     with runner.Prestarted(no_preload, None) as starter:
-        large = starter.run(child_targets.allocate, 120).value["child_peak_rss_mb"]
-        small = starter.run(child_targets.allocate, 1).value["child_peak_rss_mb"]
+        large = starter.run(child_targets.allocate, 120).value["child_peak_mb"]
+        small = starter.run(child_targets.allocate, 1).value["child_peak_mb"]
     assert large - small > 100
 
 

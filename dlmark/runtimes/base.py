@@ -78,14 +78,14 @@ class Backend(ABC):
         return None
 
     def peak_memory_mb(self, device: str) -> float:
-        """The most memory this process needed where it computed, in MiB (CPU: peak resident set)."""
+        """The most memory this process needed where it computed, in MiB (CPU: its own pages' peak)."""
         index = hardware.device_index(device)
-        return memory.peak_rss_mb() if index is None else self.gpu_peak_mb(index)
+        return memory.own_peak_mb() if index is None else self.gpu_peak_mb(index)
 
     def current_memory_mb(self, device: str) -> float:
-        """Memory this process holds now where it computes, in MiB (CPU: resident set)."""
+        """Memory this process holds now where it computes, in MiB (CPU: its own pages)."""
         index = hardware.device_index(device)
-        return memory.current_rss_mb() if index is None else self.gpu_held_mb(index)
+        return memory.own_mb() if index is None else self.gpu_held_mb(index)
 
     def gpu_held_mb(self, index: int) -> float:
         """GPU memory this process holds now: NVML's figure for it, unless the framework knows better."""
