@@ -1,10 +1,12 @@
-"""One throughput point: a model, a device, a runtime, a precision, a batch.
+"""Throughput points: a model, a device, a runtime, a precision, a batch.
 
 `measure_throughput` is what runs inside each fresh child process;
-`run_throughput` is the parent side. It measures the point in several
-processes (their spread is part of the measurement), measures again a
-process the rest of the machine disturbed, and turns any ending (a result,
-an out-of-memory kill, a crash) into one complete record.
+`run_rounds` is the parent side. It measures a model's points together, in
+interleaved rounds of one process each (`dlmark.rounds`: drift then hits
+every point alike), in several processes per point (their spread is part
+of the measurement), measures again a process the rest of the machine
+disturbed, and turns any ending (a result, an out-of-memory kill, a crash)
+into one complete record per point.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlmark import drift, hardware, interference, models, runner, runtimes, timing, variants
+from dlmark import drift, hardware, interference, models, rounds, runner, runtimes, timing, variants
 from dlmark.records import NOISY, OK, Record, ThroughputRecord
 
 
@@ -144,91 +148,177 @@ def failed_gate(spec: ThroughputSpec, gate: dict[str, Any]) -> ThroughputRecord 
     )
 
 
-def throughput_point(spec: ThroughputSpec, max_batch: dict[str, Any]) -> ThroughputRecord:
-    """The record of one point: not timed when its gate failed or it cannot fit, else measured."""
-    gate = read_gate(spec) if spec.variant_dir else None
-    return (
+def throughput_points(specs: list[ThroughputSpec], max_batches: dict[tuple[str, str], dict[str, Any]]) -> list[ThroughputRecord]:
+    """The records of a model's points, in the order of `specs`.
+
+    A point whose variant failed its gate, or whose batch is above the
+    largest that fits, is recorded without running; the rest are measured
+    together in interleaved rounds. `max_batches` holds each variant's
+    largest-batch record, by (runtime, precision).
+    """
+    gates = [read_gate(spec) if spec.variant_dir else None for spec in specs]
+    decided = [
         (failed_gate(spec, gate) if gate else None)
-        or skipped_over_max_batch(spec, max_batch)
-        or run_throughput(spec, gate)
-    )
+        or skipped_over_max_batch(spec, max_batches[spec.runtime, spec.precision])
+        for spec, gate in zip(specs, gates)
+    ]
+    to_measure = [i for i, record in enumerate(decided) if record is None]
+    measured = iter(run_rounds([specs[i] for i in to_measure], [gates[i] for i in to_measure]))
+    return [record or next(measured) for record in decided]
+
+
+@dataclass
+class Point:
+    """One throughput point while its rounds run: its spec and what its processes gave so far."""
+
+    spec: ThroughputSpec
+    gate: dict[str, Any] | None = None
+    kept: list[dict[str, Any]] = field(default_factory=list)
+    remeasured: int = 0  # processes discarded as disturbed and measured again
+    retries_left: int = 0
+    failure: runner.Outcome | None = None
+    started_at: str = ""
+
+    def __post_init__(self) -> None:
+        self.retries_left = interference.NoisePolicy(**self.spec.noise).retries
+
+    def due(self) -> bool:
+        """Whether it needs another process: fewer than the minimum, or they still disagree.
+
+        A kept process that was disturbed makes the point noisy whatever
+        follows, so more processes would not make it trusted.
+        """
+        budget = timing.Budget(**self.spec.budget)
+        if self.failure is not None or len(self.kept) >= budget.max_processes:
+            return False
+        if len(self.kept) < budget.min_processes:
+            return True
+        if any(v["interference"]["disturbed"] for v in self.kept):
+            return False
+        spread = timing.process_spread([_summary(v) for v in self.kept])
+        if spread > budget.target_rel_ci:
+            log_progress(f"{self.spec.model} batch {self.spec.batch_size}: processes disagree by {spread:.1%}")
+            return True
+        return False
+
+
+class Launchers:
+    """How a point's processes start: the first on a CPU afresh, the rest forked.
+
+    A CPU's memory figures come from the fresh first process (a forked
+    child's resident set leaves out pages its warm parent touched). Every
+    other process, and every one on a GPU (the warm process never touches
+    the device, so a child's GPU memory is its own), is forked from a warm
+    process per variant that has already imported the framework
+    (`runner.Forker`), which saves a Python start and an import each.
+    """
+
+    def __init__(self) -> None:
+        self._forkers: dict[tuple[str, str], runner.Forker] = {}
+
+    def run(self, point: Point, target: Any) -> runner.Outcome:
+        spec = point.spec
+        if not point.kept and not on_gpu(spec):
+            return runner.run_isolated(target, spec, memory_limit_mb=spec.memory_limit_mb)
+        key = (spec.runtime, spec.precision)
+        if key not in self._forkers:
+            self._forkers[key] = runner.Forker(preload, spec)
+        return self._forkers[key].run(target, spec, memory_limit_mb=spec.memory_limit_mb)
+
+    def close(self) -> None:
+        for forker in self._forkers.values():
+            forker.close()
+        self._forkers.clear()
+
+
+def measure_process(point: Point, launchers: Launchers, session: str, round_index: int, target: Any) -> None:
+    """One process of `point` for round `round_index`; a disturbed one waits for quiet and is measured again.
+
+    A failure (crash, out of memory) ends the point: later rounds skip it.
+    """
+    spec = point.spec
+    policy = interference.NoisePolicy(**spec.noise)
+    point.started_at = point.started_at or dt.datetime.now(dt.timezone.utc).isoformat()
+    while True:
+        fresh = not point.kept and not on_gpu(spec)
+        # The CPU's drift canary, here and not in the child (its buffers would count there).
+        bandwidth = None if on_gpu(spec) else drift.memory_bandwidth_gbs()
+        began, began_at = time.monotonic(), time.time()
+        outcome = launchers.run(point, target)
+        if outcome.value is None:
+            point.failure = outcome
+            log_progress(f"{spec.model} batch {spec.batch_size}: {outcome.status}: {outcome.error}")
+            return
+        # The process's whole life, start-up and model building included.
+        outcome.value.update(
+            forked=not fresh,
+            process_seconds=time.monotonic() - began,
+            memory_bandwidth_gbs=bandwidth,
+            session=session,
+            round=round_index,
+            began_at=began_at,
+        )
+        disturbed = outcome.value["interference"]["disturbed"]
+        if not disturbed or point.retries_left <= 0:
+            point.kept.append(outcome.value)
+            return
+        point.retries_left -= 1
+        point.remeasured += 1
+        log_progress(f"process disturbed ({disturbed}); waiting for a quiet machine, then measuring again")
+        interference.wait_for_quiet(policy, spec.threads, policy.quiet_wait_seconds, log_progress)
+
+
+def run_rounds(
+    specs: list[ThroughputSpec],
+    gates: list[dict[str, Any] | None] | None = None,
+    target: Any = measure_throughput,
+    rng: random.Random | None = None,
+) -> list[ThroughputRecord]:
+    """Measure points together in interleaved rounds and return one complete record each (`dlmark.rounds`).
+
+    Each round runs one process of every point still due, in a random
+    order: at least `min_processes` rounds, more for the points whose
+    processes are further apart than `target_rel_ci` (up to
+    `max_processes`). A process the machine disturbed waits for quiet and
+    is measured again, up to `noise.retries` times per point; one still
+    disturbed after that is kept, and the row is `noisy`.
+    """
+    points = [Point(spec, gate) for spec, gate in zip(specs, gates or [None] * len(specs))]
+    session = uuid.uuid4().hex[:12]  # pairs a ratio's processes with those of the same job only
+    launchers = Launchers()
+    try:
+        rounds.interleave(
+            points,
+            Point.due,
+            lambda point, r: measure_process(point, launchers, session, r, target),
+            rng or random.Random(),
+            log_progress,
+        )
+    finally:
+        launchers.close()
+    return [_finish(point) for point in points]
 
 
 def run_throughput(
     spec: ThroughputSpec, gate: dict[str, Any] | None = None, target: Any = measure_throughput
 ) -> ThroughputRecord:
-    """Measure in fresh child processes and return a complete record, whatever happened.
+    """One point alone: its rounds are its processes."""
+    return run_rounds([spec], [gate], target)[0]
 
-    At least `min_processes` processes, more while their throughputs are
-    further apart than `target_rel_ci` (up to `max_processes`). A process
-    the machine disturbed waits for quiet and is measured again, up to
-    `noise.retries` times per point; one still disturbed after that is
-    kept, and the row is `noisy`.
 
-    On a CPU the first process is started afresh and gives the memory
-    figures (a resident set); the others are forked from a warm process that
-    has already imported the framework (`runner.Forker`), which saves a
-    Python start and a framework import per process. On a GPU every process
-    is forked: the warm process never touches the device, so each child's
-    GPU memory is its own.
-    """
-    on_gpu = hardware.device_index(spec.device) is not None
-    budget = timing.Budget(**spec.budget)
-    policy = interference.NoisePolicy(**spec.noise)
-    started = dt.datetime.now(dt.timezone.utc)
-    kept: list[dict[str, Any]] = []
-    retries_left = policy.retries
-    remeasured = 0
-    failure: runner.Outcome | None = None
-    forker: runner.Forker | None = None
-    try:
-        while len(kept) < budget.max_processes:
-            fresh = not kept and not on_gpu  # CPU memory figures come from a process started afresh
-            # The CPU's drift canary, here and not in the child (its buffers would count there).
-            bandwidth = None if on_gpu else drift.memory_bandwidth_gbs()
-            began = time.monotonic()
-            if fresh:
-                outcome = runner.run_isolated(target, spec, memory_limit_mb=spec.memory_limit_mb)
-            else:
-                forker = forker or runner.Forker(preload, spec)
-                outcome = forker.run(target, spec, memory_limit_mb=spec.memory_limit_mb)
-            if outcome.value is None:
-                failure = outcome
-                break
-            # The process's whole life, start-up and model building included.
-            outcome.value.update(
-                forked=not fresh, process_seconds=time.monotonic() - began, memory_bandwidth_gbs=bandwidth
-            )
-            disturbed = outcome.value["interference"]["disturbed"]
-            if disturbed and retries_left > 0:
-                retries_left -= 1
-                remeasured += 1
-                log_progress(f"process disturbed ({disturbed}); waiting for a quiet machine, then measuring again")
-                interference.wait_for_quiet(policy, spec.threads, policy.quiet_wait_seconds, log_progress)
-                continue
-            kept.append(outcome.value)
-            if disturbed and len(kept) >= budget.min_processes:
-                break  # the point is noisy whatever follows: more processes would not make it trusted
-            if len(kept) >= budget.min_processes:
-                spread = timing.process_spread([_summary(v) for v in kept])
-                if spread <= budget.target_rel_ci:
-                    break
-                if len(kept) < budget.max_processes:
-                    log_progress(f"processes disagree by {spread:.1%}: measuring in one more")
-    finally:
-        if forker is not None:
-            forker.close()
-    finished = dt.datetime.now(dt.timezone.utc)
+def _finish(point: Point) -> ThroughputRecord:
+    """The point's record, from its processes or from the failure that ended it."""
+    spec, kept = point.spec, point.kept
     fields: dict[str, Any] = dict(
-        started_at=started.isoformat(),
-        finished_at=finished.isoformat(),
-        remeasured=remeasured,
+        started_at=point.started_at,
+        finished_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        remeasured=point.remeasured,
         process_results=kept,
     )
-    if gate is not None:
-        fields.update(top1_agreement=gate["top1_agreement"], gate_max_abs_diff=gate["max_abs_diff"])
+    if point.gate is not None:
+        fields.update(top1_agreement=point.gate["top1_agreement"], gate_max_abs_diff=point.gate["max_abs_diff"])
+    failure = point.failure
     if failure is not None:
-        log_progress(f"{spec.model} batch {spec.batch_size}: {failure.status}: {failure.error}")
         return _record(
             spec,
             status=failure.status,
@@ -238,7 +328,7 @@ def run_throughput(
             processes=len(kept),
             **fields,
         )
-    return _measured(spec, budget, kept, fields)
+    return _measured(spec, timing.Budget(**spec.budget), kept, fields)
 
 
 def on_gpu(spec: ThroughputSpec) -> bool:

@@ -25,14 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--threshold", type=float, default=0.05, help="smallest relative change (default 0.05)")
     pts = sub.add_parser(
         "points",
-        help="raw throughput files with a given status, e.g. to measure them again",
-        description="Print the raw JSON files of throughput points with the given status(es), one "
-        "per line. Measure them again with: snakemake --cores 1 --resources gpu=1 --forcerun "
-        "$(dlmark points --status noisy)",
+        help="the targets that measure again the points of a given status",
+        description="Print the rounds files of the models that have throughput points with the "
+        "given status(es), one per line (a model's points are measured together, so its job is "
+        "what measures one again); with --files, the points' own files. Measure them again with: "
+        "snakemake --cores 1 --resources gpu=1 --forcerun $(dlmark points --status noisy)",
     )
     pts.add_argument("--status", nargs="+", default=["noisy"], choices=["ok", "noisy", "out_of_memory", "error"])
     pts.add_argument("--results", default="results", help="the results folder (default results)")
     pts.add_argument("--machine", help="only this machine label")
+    pts.add_argument("--files", action="store_true", help="print the points' own result files instead")
     mrg = sub.add_parser(
         "merge",
         help="copy another machine's results/ into this one's (then rerun snakemake)",
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{runtime + '/' + precision:22s} {where:8s} {'not installed' if missing else 'installed'}")
         return 0
     if args.command == "points":
-        for path in results.raw_points(args.results, args.status, args.machine):
+        listed = results.raw_points if args.files else results.rerun_targets
+        for path in listed(args.results, args.status, args.machine):
             print(path)
         return 0
     try:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Callable, ParamSpec
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from adjustText import adjust_text
@@ -426,20 +428,42 @@ def throughput_vs_device(frame: pd.DataFrame) -> Figure:
     return grid.figure
 
 
+def pick_speedups(speedups: pd.DataFrame, batch_size: int) -> pd.DataFrame:
+    """Per model, device and variant, the ratio at the largest batch <= `batch_size` it has.
+
+    The table holds ratios of trusted pairs only (both points ok), so where
+    the reference ran out of memory or was noisy at the comparison batch,
+    the largest batch below where both are trusted is used instead.
+    """
+    below = speedups[speedups["batch_size"] <= batch_size]
+    keys = ["machine", "device", "model", "runtime", "precision"]
+    return below.loc[below.groupby(keys)["batch_size"].idxmax()] if len(below) else below
+
+
+def _no_speedups_reason(throughput: pd.DataFrame, batch_size: int) -> str:
+    """Why there is nothing to draw, naming the devices."""
+    is_reference = (throughput["runtime"] == REFERENCE[0]) & (throughput["precision"] == REFERENCE[1])
+    others = throughput[~is_reference]
+    if others.empty:
+        return "no variant besides mxnet/float32 was measured"
+    alone = sorted(set(others["device"]) - set(throughput.loc[is_reference, "device"]))
+    if alone:
+        # On a GPU MXNet cannot run on (Hopper and later), the other variants have no reference.
+        return f"mxnet/float32, the reference, was not measured on {', '.join(alone)}"
+    devices = ", ".join(sorted(set(others["device"])))
+    return (f"on {devices}, no batch size up to {batch_size} has trusted (ok) rows of both "
+            "mxnet/float32 and another variant")
+
+
 @house_style
-def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
-    """Speed-up of each variant over mxnet/float32, a dot per model with its 95% interval."""
-    speed = pick_batch(throughput, batch_size)
-    keys = ["machine", "device", "model", "batch_size"]
-    is_reference = (speed["runtime"] == REFERENCE[0]) & (speed["precision"] == REFERENCE[1])
-    reference, others = speed[is_reference], speed[~is_reference]
-    both = others.merge(reference, on=keys, suffixes=("", "_ref"))
+def speedup(speedups: pd.DataFrame, throughput: pd.DataFrame, batch_size: int) -> Figure:
+    """Speed-up of each variant over mxnet/float32 from paired rounds, a dot per model with its 95% interval."""
+    both = pick_speedups(speedups, batch_size)
     both = both.assign(
         variant=_series(both),
-        speedup=both["throughput"] / both["throughput_ref"],
-        # Interval of a ratio from the two intervals: a conservative bound.
-        low=both["throughput_ci95_low"] / both["throughput_ci95_high_ref"],
-        high=both["throughput_ci95_high"] / both["throughput_ci95_low_ref"],
+        speedup=both["ratio"],
+        low=both["ratio_ci95_low"],
+        high=both["ratio_ci95_high"].where(np.isfinite(both["ratio_ci95_high"].astype(float))),
     )
     variants_ = sorted(both["variant"].unique())
     models = both["model"].nunique()
@@ -447,11 +471,8 @@ def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
         figsize=(9, 0.32 * models * max(1.0, 0.6 * len(variants_)) + 2.2), layout="constrained"
     )
     if both.empty:
-        # On a GPU MXNet cannot run on (Hopper and later), the other variants have no reference.
-        alone = sorted(set(others["device"]) - set(reference["device"]))
-        why = (f"mxnet/float32, the reference, was not measured on {', '.join(alone)}" if len(others)
-               else "no variant besides mxnet/float32 was measured")
-        ax.text(0.5, 0.5, f"no speed-ups to draw: {why}", ha="center", transform=ax.transAxes)
+        why = textwrap.fill(f"no speed-ups to draw: {_no_speedups_reason(throughput, batch_size)}", 60)
+        ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
     position = _model_axis(ax, both)
@@ -468,8 +489,9 @@ def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
         for x, yi in zip(part["speedup"][open_ended], [v for v, o in zip(y, open_ended) if o]):
             ax.annotate("", xy=(1.0, yi), xycoords=("axes fraction", "data"), xytext=(x, yi), textcoords="data",
                         arrowprops={"arrowstyle": "->", "color": color, "linestyle": ":", "linewidth": 1})
-        for x, yi in zip(part["speedup"], y):
-            ax.annotate(f"{x:.2f}x", (x, yi), xytext=(0, 5), textcoords="offset points", ha="center",
+        for x, yi, batch in zip(part["speedup"], y, part["batch_size"]):
+            at = "" if batch == batch_size else f" (batch {batch})"  # a smaller batch says so
+            ax.annotate(f"{x:.2f}x{at}", (x, yi), xytext=(0, 5), textcoords="offset points", ha="center",
                         fontsize=7)
     ax.axvline(1.0, color="black", linewidth=1, linestyle="--")
     # Ratios on a log axis: 2x faster and 2x slower sit equally far from 1x,
@@ -477,9 +499,10 @@ def speedup(throughput: pd.DataFrame, batch_size: int) -> Figure:
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
     ax.set_xlabel("speed-up over mxnet/float32 (log scale; right of the dashed line is faster)")
+    batches = ", ".join(str(b) for b in sorted(both["batch_size"].unique()))
     ax.set_title(
-        f"Speed-up over mxnet/float32 at batch {batch_size} (or the largest below)\n"
-        f"95% intervals; {_where(both)}"
+        f"Speed-up over mxnet/float32 at batch {batch_size} or the largest below where both are ok "
+        f"(here {batches})\n95% intervals from paired rounds; {_where(both)}"
     )
     _legend_below(fig, *ax.get_legend_handles_labels())
     return fig

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from dlmark import hardware, provenance
-from dlmark.records import AccuracyRecord, MaxBatchRecord, Record, ThroughputRecord
+from dlmark.records import SCHEMA_VERSION, AccuracyRecord, MaxBatchRecord, Record, ThroughputRecord
 from dlmark.records import ResultFileError  # noqa: F401  (readers catch it from here)
 
 if TYPE_CHECKING:  # pandas is imported where tables are made: job scripts need not pay for it
@@ -67,6 +67,35 @@ def write_csv(path: str | Path, frame: "pd.DataFrame") -> None:
     _atomic_write(path, lambda f: frame.to_csv(f, index=False))
 
 
+def write_rounds(path: str | Path, records: list[ThroughputRecord]) -> None:
+    """A model's points on one device, measured together (`benchmark.run_rounds`), in one file."""
+    write_json(path, {"kind": "rounds", "schema_version": SCHEMA_VERSION, "points": [r.to_dict() for r in records]})
+
+
+def write_point(rounds_path: str | Path, path: str | Path, runtime: str, precision: str, batch_size: int) -> None:
+    """Write one point's own result file from its model's rounds file."""
+    try:
+        with open(rounds_path, encoding="utf-8") as f:
+            data = json.load(f)
+        points = data["points"] if data.get("schema_version") == SCHEMA_VERSION else None
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise ResultFileError(
+            f"cannot read rounds file {rounds_path}: {exc}. Delete it and rerun the workflow to measure it again."
+        ) from exc
+    if points is None:
+        raise ResultFileError(
+            f"{rounds_path} was written by another dlmark version. Delete it and rerun the workflow to measure it again."
+        )
+    for point in points:
+        if (point["runtime"], point["precision"], point["batch_size"]) == (runtime, precision, batch_size):
+            write_json(path, ThroughputRecord.validate(point, f"a point of {rounds_path}"))
+            return
+    raise ResultFileError(
+        f"{rounds_path} has no point {runtime}/{precision} at batch {batch_size}: it was measured for "
+        "another config. Rerun with --forcerun throughput to measure the model again."
+    )
+
+
 def read_record(path: str | Path, kind: type[Record] = ThroughputRecord) -> dict[str, Any]:
     """A raw result file of `kind`, checked (version, schema), or a ResultFileError."""
     return kind.read(path)
@@ -92,6 +121,26 @@ def throughput_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
     from dlmark import drift
 
     return drift.with_machine_drift(table((read_record(p) for p in paths), THROUGHPUT_COLUMNS))
+
+
+def comparison_tables(paths: Iterable[str | Path], throughput: "pd.DataFrame") -> dict[str, "pd.DataFrame"]:
+    """Speed-ups and curve shapes from paired rounds (`dlmark.rounds`), trusted rows only.
+
+    `throughput` is the table made from the same files: a point's status is
+    the table's (drift can make an ok file noisy), and only ok points pair.
+    """
+    from dlmark import rounds
+    from dlmark.records import TRUSTED
+    from dlmark.runtimes import REFERENCE
+
+    keys = ["machine", "device", "runtime", "precision", "model", "batch_size"]
+    trusted = {tuple(row) for row in throughput.loc[throughput["status"].isin(TRUSTED), keys].itertuples(index=False)}
+    records = [r for r in (read_record(p) for p in paths) if tuple(r[k] for k in keys) in trusted]
+    columns = rounds.PairedRatio.columns()
+    return {
+        "speedup": table((vars(r) for r in rounds.speedups(records, REFERENCE)), columns),
+        "scaling": table((vars(r) for r in rounds.scaling(records)), columns),
+    }
 
 
 def max_batch_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
@@ -161,6 +210,22 @@ def raw_points(results_dir: str | Path, statuses: Iterable[str], machine: str | 
         judged = drift.with_machine_drift(table(rows, THROUGHPUT_COLUMNS, sort=False))  # in the order of `paths`
         found += [path for path, status in zip(paths, judged["status"]) if status in wanted]
     return sorted(found)
+
+
+def rounds_file(point: str | Path) -> Path:
+    """The rounds file a point's file was written from: the target that measures it again.
+
+    results/raw/<machine>/throughput/<device>/<variant>/<model>/bs<N>.json
+    comes from results/raw/<machine>/rounds/<device>/<model>.json.
+    """
+    point = Path(point)
+    model, device, raw_machine = point.parent.name, point.parents[2].name, point.parents[4]
+    return raw_machine / "rounds" / device / f"{model}.json"
+
+
+def rerun_targets(results_dir: str | Path, statuses: Iterable[str], machine: str | None = None) -> list[Path]:
+    """The rounds files of the models that have points of these statuses (for --forcerun)."""
+    return sorted({rounds_file(p) for p in raw_points(results_dir, statuses, machine)})
 
 
 def run_summary(results_dir: str | Path, machine: str) -> str | None:

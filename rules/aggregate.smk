@@ -1,6 +1,7 @@
 # Cheap steps run where Snakemake runs, never as cluster jobs.
 localrules:
     aggregate_throughput,
+    aggregate_comparisons,
     aggregate_max_batch,
     aggregate_accuracy,
 
@@ -21,6 +22,30 @@ rule aggregate_throughput:
         "../environment.yml"
     script:
         "../scripts/aggregate_throughput.py"
+
+
+rule aggregate_comparisons:
+    """Speed-ups and curve shapes, each a ratio taken within the rounds that measured both points."""
+    input:
+        table="results/throughput.csv",
+        points=throughput_results() + other_machines("throughput"),
+    output:
+        speedup=report(
+            "results/speedup.csv",
+            caption="../report/speedup_table.rst",
+            category="Tables",
+        ),
+        scaling=report(
+            "results/scaling.csv",
+            caption="../report/scaling_table.rst",
+            category="Tables",
+        ),
+    log:
+        "logs/aggregate_comparisons.log",
+    conda:
+        "../environment.yml"
+    script:
+        "../scripts/aggregate_comparisons.py"
 
 
 rule aggregate_max_batch:

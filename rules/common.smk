@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 import dlmark.config as dlconfig
+import dlmark.results as dlresults
 
 # Friendly checks first (every problem, with its fix), then Snakemake's own
 # validation, which also fills in the schema's defaults.
@@ -34,6 +35,8 @@ MAX_BATCH = f"{RAW}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.jso
 THROUGHPUT = (
     f"{RAW}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.json"
 )
+# A model's points on a device, measured together in interleaved rounds (one job).
+ROUNDS = f"{RAW}/rounds/{{device}}/{{model}}.json"
 ACCURACY = f"{RAW}/accuracy/{{runtime}}-{{precision}}/{{model}}.json"
 
 # Benchmarks must never overlap: two at once would each time the other's
@@ -106,6 +109,8 @@ def final_outputs():
         "results/accuracy.csv",
         "results/figures/throughput_vs_accuracy.png",
         "results/figures/throughput_vs_device.png",
+        "results/speedup.csv",
+        "results/scaling.csv",
         "results/figures/speedup.png",
         "results/environment.json",
     ]
@@ -125,6 +130,31 @@ def accuracy_results():
 def weights_file(wildcards):
     sha1 = dlconfig.weights_sha1(config, wildcards.model)
     return WEIGHTS.format(model=wildcards.model, short_sha1=sha1[:8])
+
+
+def model_points(wildcards):
+    """The [runtime, precision, batch] of every point of one model on one device."""
+    return [
+        [t.runtime, t.precision, t.batch_size]
+        for t in dlconfig.targets(config)
+        if t.model == wildcards.model and t.device == wildcards.device
+    ]
+
+
+def model_gates(wildcards):
+    return [
+        GATE.format(model=wildcards.model, runtime=r, precision=p)
+        for r, p in dlconfig.model_variants(config, wildcards.model)
+    ]
+
+
+def model_max_batches(wildcards):
+    return [
+        MAX_BATCH.format(
+            device=wildcards.device, runtime=r, precision=p, model=wildcards.model
+        )
+        for r, p in dlconfig.model_variants(config, wildcards.model)
+    ]
 
 
 def measure_settings(wildcards):

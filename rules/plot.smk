@@ -109,7 +109,8 @@ rule plot_throughput_vs_device:
 rule plot_speedup:
     """Speed-up of each runtime/precision over mxnet/float32."""
     input:
-        "results/throughput.csv",
+        speedup="results/speedup.csv",
+        throughput="results/throughput.csv",
     output:
         png=report(
             "results/figures/speedup.png",

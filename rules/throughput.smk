@@ -1,14 +1,20 @@
+# Writing a point's file from its model's rounds is a copy: never a cluster job.
+localrules:
+    throughput_point,
+
+
 rule throughput:
-    """Time one model at one batch size on one device, in a fresh process."""
+    """Time every point of one model on one device together, in interleaved rounds of fresh processes."""
     input:
-        max_batch=MAX_BATCH,
-        # Every variant's prepared files and correctness gate, the float32
-        # reference's too (its fused network is checked against the unfused).
-        gate=GATE,
+        # Every variant's largest batch (points above it are not run), and
+        # its prepared files and correctness gate, the float32 reference's
+        # too (its fused network is checked against the unfused).
+        max_batch=model_max_batches,
+        gates=model_gates,
     output:
-        THROUGHPUT,
+        ROUNDS,
     log:
-        f"logs/{MACHINE}/throughput/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.log",
+        f"logs/{MACHINE}/throughput/{{device}}/{{model}}.log",
     conda:
         "../environment.yml"
     threads: dlconfig.cpu_threads(config)
@@ -17,9 +23,22 @@ rule throughput:
         gpu=lambda wildcards: int(wildcards.device != "cpu"),
     params:
         machine=MACHINE,
+        points=model_points,
         budget=measure_settings,
         noise=noise_settings,
         threads=benchmark_threads,
         memory_limit_mb=memory_limit_mb,
     script:
         "../scripts/throughput.py"
+
+
+rule throughput_point:
+    """One point's own result file, from its model's rounds."""
+    input:
+        ROUNDS,
+    output:
+        THROUGHPUT,
+    log:
+        f"logs/{MACHINE}/throughput_point/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.log",
+    run:
+        dlresults.write_point(input[0], output[0], wildcards.runtime, wildcards.precision, int(wildcards.batch))

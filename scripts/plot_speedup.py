@@ -5,5 +5,7 @@ import pandas as pd
 from dlmark import joblog, plotting
 
 joblog.start(snakemake.log[0])
-figure = plotting.speedup(pd.read_csv(snakemake.input[0]), snakemake.params.batch_size)
+figure = plotting.speedup(
+    pd.read_csv(snakemake.input.speedup), pd.read_csv(snakemake.input.throughput), snakemake.params.batch_size
+)
 plotting.save(figure, snakemake.output.png, snakemake.output.svg)

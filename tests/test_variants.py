@@ -125,6 +125,6 @@ def test_a_variant_that_failed_its_gate_is_not_timed(tmp_path):
         model=MODEL, device="cpu", runtime="onnxruntime", precision="float32",
         batch_size=4, machine="ci", threads=1, variant_dir=str(tmp_path),
     )
-    record = benchmark.throughput_point(spec, max_batch={"status": "ok", "max_batch_size": 64})
+    [record] = benchmark.throughput_points([spec], {("onnxruntime", "float32"): {"status": "ok", "max_batch_size": 64}})
     assert record.status == "error" and record.throughput is None and record.processes == 0
     assert "failed its correctness gate" in record.error and "25%" in record.error

@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from conftest import ROOT, SNAKEMAKE, snakemake, write_config
-from dlmark import results
+from dlmark import results, rounds
 from dlmark.records import MaxBatchRecord
 
 pytestmark = pytest.mark.workflow
@@ -88,14 +88,35 @@ def test_figures_decode_as_images(workdir):
 
 
 def test_benchmarks_never_overlap_even_with_more_cores(workdir):
-    spans = []
+    """Jobs never overlap (a model's points interleave inside its one job, by design)."""
+    jobs: dict[str, list] = {}
     for path in (workdir / "results/raw/ci/throughput").rglob("*.json"):
         record = json.loads(path.read_text())
-        spans.append((record["started_at"], record["finished_at"]))
-    spans.sort()
-    assert len(spans) == 4
+        jobs.setdefault(record["model"], []).append((record["started_at"], record["finished_at"]))
+    spans = sorted((min(s for s, _ in points), max(e for _, e in points)) for points in jobs.values())
+    assert len(spans) == 2
     for (_, end), (start, _) in zip(spans, spans[1:]):
         assert end <= start, f"benchmarks overlapped: one ended {end}, the next began {start}"
+
+
+def test_a_models_points_are_measured_in_interleaved_rounds_and_compared_per_round(workdir):
+    """Each round holds one process of every point; ratios pair the processes of one round."""
+    processes = []
+    for batch in (1, 2):
+        record = json.loads((workdir / RAW / f"squeezenet1.1/bs{batch}.json").read_text())
+        processes += [(p["began_at"], p["round"], batch, p["session"]) for p in record["process_results"]]
+    processes.sort()
+    assert len({session for *_, session in processes}) == 1
+    order = [r for _, r, _, _ in processes]
+    assert order == sorted(order) == [0, 0, 1, 1, 2, 2]  # round after round, never one point's run in a row
+    assert all({b for _, r, b, _ in processes if r == k} == {1, 2} for k in range(3))
+    scaling = pd.read_csv(workdir / "results/scaling.csv")
+    assert list(scaling.columns) == rounds.PairedRatio.columns()
+    row = scaling.set_index("model").loc["squeezenet1.1"]
+    assert (row["batch_size"], row["against_batch_size"], row["rounds"]) == (2, 1, 3)
+    assert row["ratio_ci95_low"] <= row["ratio"] <= row["ratio_ci95_high"]
+    speedup = pd.read_csv(workdir / "results/speedup.csv")
+    assert speedup.empty and list(speedup.columns) == list(scaling.columns)  # one variant: nothing to pair
 
 
 def test_second_run_does_nothing(workdir):
@@ -111,20 +132,21 @@ def test_changing_one_models_batch_list_reruns_that_model_only(workdir):
     config["model_overrides"] = {"mobilenet0.25": {"batch_sizes": [1, 2, 4]}}
     write_config(workdir, config)
     result = snakemake(workdir)
+    # One job measures the model's points together, in rounds: that model's files change, no other's.
     assert jobs_run(result.stdout + result.stderr).get("throughput") == 1
     after = mtimes(workdir)
     assert set(after) - set(before) == {f"{RAW}/mobilenet0.25/bs4.json"}
-    assert all(after[p] == t for p, t in before.items())
+    assert {p for p in before if after[p] != before[p]} == {f"{RAW}/mobilenet0.25/bs1.json", f"{RAW}/mobilenet0.25/bs2.json"}
     assert len(pd.read_csv(workdir / "results/throughput.csv")) == 5
 
 
 def test_changing_one_models_budget_reruns_that_model_only(workdir):
     before = mtimes(workdir)
     config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["model_overrides"]["squeezenet1.1"] = {"measure": {"max_seconds": 0.6}}
+    config.setdefault("model_overrides", {})["squeezenet1.1"] = {"measure": {"max_seconds": 0.6}}
     write_config(workdir, config)
     result = snakemake(workdir)
-    assert jobs_run(result.stdout + result.stderr).get("throughput") == 2
+    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1
     after = mtimes(workdir)
     changed = {p for p in before if after[p] != before[p]}
     assert changed == {f"{RAW}/squeezenet1.1/bs1.json", f"{RAW}/squeezenet1.1/bs2.json"}
@@ -160,14 +182,15 @@ def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     raw = tmp_path / "results/raw"
-    deadline = time.monotonic() + 120
-    while not mtimes(tmp_path) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 180
+    # A model's points are one job (its rounds file): interrupt once the first model is done.
+    while not mtimes(tmp_path, "rounds") and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(1.0)  # let the next benchmark get under way
+    time.sleep(1.0)  # let the next model's rounds get under way
     os.killpg(process.pid, signal.SIGINT)
     process.wait(timeout=60)
-    finished = mtimes(tmp_path)
-    assert 1 <= len(finished) < 4, "the interrupt should land mid-sweep"
+    finished = mtimes(tmp_path, "rounds")
+    assert len(finished) == 1, "the interrupt should land mid-sweep"
     for path in raw.rglob("*"):
         assert not path.name.endswith(".tmp"), f"temporary file left behind: {path}"
     # Every file that exists is complete.
@@ -176,10 +199,10 @@ def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny
     for path in (raw / "ci/max_batch").rglob("*.json"):
         results.read_record(path, MaxBatchRecord)
     result = snakemake(tmp_path)
-    assert jobs_run(result.stdout + result.stderr).get("throughput") == 4 - len(finished)
-    after = mtimes(tmp_path)
-    assert len(after) == 4
-    assert all(after[p] == t for p, t in finished.items())
+    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1  # the unfinished model only
+    after = mtimes(tmp_path, "rounds")
+    assert len(after) == 2 and all(after[p] == t for p, t in finished.items())
+    assert len(mtimes(tmp_path)) == 4
 
 
 def measuring(process) -> bool:
@@ -200,10 +223,10 @@ def test_after_a_hard_kill_nothing_runs_on_and_unlock_then_rerun_finishes(tmp_pa
     write_config(tmp_path, tiny_config)
     command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not mtimes(tmp_path) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 180
+    while not mtimes(tmp_path, "rounds") and time.monotonic() < deadline:
         time.sleep(0.2)
-    # Kill while the next point's job and its measurement process are under way.
+    # Kill while the next model's job and its measurement process are under way.
     running: list = []
     while time.monotonic() < deadline:
         running = psutil.Process(process.pid).children(recursive=True)
@@ -215,16 +238,17 @@ def test_after_a_hard_kill_nothing_runs_on_and_unlock_then_rerun_finishes(tmp_pa
     process.wait()
     gone, alive = psutil.wait_procs(running, timeout=15)
     assert not alive, f"still running after Snakemake died: {[p.cmdline() for p in alive]}"
-    finished = mtimes(tmp_path)
-    assert 1 <= len(finished) < 4
+    finished = mtimes(tmp_path, "rounds")
+    assert len(finished) == 1
     # The lock survives a hard kill; the README names the one manual step.
     locked = snakemake(tmp_path, check=False)
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
     snakemake(tmp_path, "--unlock")
     result = snakemake(tmp_path)
-    assert jobs_run(result.stdout + result.stderr).get("throughput") == 4 - len(finished)
-    after = mtimes(tmp_path)
-    assert len(after) == 4 and all(after[p] == t for p, t in finished.items())
+    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1
+    after = mtimes(tmp_path, "rounds")
+    assert len(after) == 2 and all(after[p] == t for p, t in finished.items())
+    assert len(mtimes(tmp_path)) == 4
 
 
 def test_noisy_points_are_announced_and_remeasured_by_name(tiny_run, tmp_path):
@@ -241,12 +265,14 @@ def test_noisy_points_are_announced_and_remeasured_by_name(tiny_run, tmp_path):
         [str(SNAKEMAKE.parent / "dlmark"), "points", "--status", "noisy"],
         cwd=workdir, capture_output=True, text=True, check=True,
     ).stdout.split()
-    assert listed == [f"{RAW}/squeezenet1.1/bs2.json"]
+    # The model's rounds file: its job measures the point again, with the model's other points.
+    assert listed == ["results/raw/ci/rounds/cpu/squeezenet1.1.json"]
     before = mtimes(workdir)
     rerun = snakemake(workdir, "--forcerun", *listed)
     assert jobs_run(rerun.stdout + rerun.stderr).get("throughput") == 1
     after = mtimes(workdir)
-    assert [p for p in after if after[p] != before[p]] == [f"{RAW}/squeezenet1.1/bs2.json"]
+    assert sorted(p for p in after if after[p] != before[p]) == [
+        f"{RAW}/squeezenet1.1/bs1.json", f"{RAW}/squeezenet1.1/bs2.json"]
     frame = pd.read_csv(workdir / "results/throughput.csv")
     assert (frame["status"] == "ok").all()
 
