@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dlmark import accuracy, benchmark, config as dlconfig, imagenet, models
+from dlmark import accuracy, child, config as dlconfig, imagenet, models
 
 
 def make_images(root: Path, count: int, classes: int = 10) -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
-    benchmark.limit_threads(dlconfig.cpu_threads({}))
+    child.limit_threads(dlconfig.cpu_threads({}))
     import mxnet as mx
 
     with tempfile.TemporaryDirectory() as scratch:

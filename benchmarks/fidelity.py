@@ -18,12 +18,12 @@ import time
 
 import yaml
 
-from dlmark import benchmark, config as dlconfig, runner
+from dlmark import benchmark, child, config as dlconfig, runner
 
 
 def bare_loop(args: tuple[str, int, int, float]) -> dict[str, float]:
     model, batch, threads, seconds = args
-    benchmark.limit_threads(threads)
+    child.limit_threads(threads)
     import mxnet as mx
 
     from dlmark import models
@@ -55,7 +55,7 @@ def interleaved(args: tuple[str, int, int, int, int]) -> dict[str, float]:
     dlmark's per-call synchronisation and per-call clock reads cost.
     """
     model, batch, threads, blocks, calls = args
-    benchmark.limit_threads(threads)
+    child.limit_threads(threads)
     import mxnet as mx
 
     from dlmark import models

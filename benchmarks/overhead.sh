@@ -22,18 +22,23 @@ work, start, end, dry_start, dry_end = sys.argv[1], *map(float, sys.argv[2:])
 raw = Path(work, "results/raw")
 records = [json.loads(p.read_text()) for p in raw.glob("*/throughput/**/*.json")]
 searches = [json.loads(p.read_text()) for p in raw.glob("*/max_batch/**/*.json")]
-processes = [p for r in records for p in r.get("process_results") or []]
+# A timing process holds every point of its model: one per (job, generation).
+processes = {}
+for r in records:
+    for p in r.get("process_results") or []:
+        key = (p["session"], p["generation"])
+        seconds = processes.get(key, (p["process_seconds"], 0.0))[1] + p["warmup_seconds"] + p["measure_seconds"]
+        processes[key] = (p["process_seconds"], seconds)
 measured = sum(r["measure_seconds"] or 0 for r in records)
 warm = sum(r.get("warmup_seconds") or 0 for r in records)
-# A process's life less its warm-up and timing: start-up, import, model building.
-start_up = sum(p["process_seconds"] - p["warmup_seconds"] - p["measure_seconds"] for p in processes)
-fresh = sum(not p["forked"] for p in processes)
+# A process's life less its points' warm-up and timing: start-up, model building, the rounds' own cost.
+start_up = sum(life - busy for life, busy in processes.values())
 search = sum(r["search_seconds"] for r in searches)
 rest = wall = end - start
 Path(work, "wall.json").write_text(json.dumps({"seconds": wall}))
 rest -= measured + warm + start_up + search
-print(f"overhead: wall {wall:.1f} s for {len(records)} throughput points ({len(processes)} processes, "
-      f"{fresh} new, {len(processes) - fresh} forked) and {len(searches)} largest-batch searches: "
+print(f"overhead: wall {wall:.1f} s for {len(records)} throughput points ({len(processes)} timing processes, "
+      f"each holding a model's points, plus {len(records)} memory trials) and {len(searches)} largest-batch searches: "
       f"measuring {measured:.1f} s ({measured / wall:.0%} of wall), warm-up {warm:.1f} s ({warm / wall:.0%}), "
       f"process start and model building {start_up:.1f} s ({start_up / wall:.0%}), "
       f"searches {search:.1f} s ({search / wall:.0%}; {sum(r['trials'] for r in searches)} trials), "

@@ -2,12 +2,16 @@
 
     python benchmarks/repeatability.py results_a/throughput.csv results_b/throughput.csv
 
-Prints the median (and 90th percentile) of |a - b| / mean(a, b) over the
-throughput of rows present and ok in both, how often the tables' 95%
-intervals overlap, and how often the processes' own intervals (the raw
-files', without the machine's drift; see dlmark.drift) overlap. `make
-bench-repeat` produces the two tables by running the default config twice
-in scratch folders.
+Prints, over what both runs trusted:
+- the comparisons people choose by: speed-ups (speedup.csv) and curve
+  shapes (scaling.csv: throughput at b over the smallest batch), each
+  |a - b| / mean(a, b);
+- memory: |a - b| in MiB of every row's peak memory, and of its baseline;
+- absolute throughput: |a - b| / mean(a, b), how often the tables' 95%
+  intervals overlap, and how often the processes' own intervals (the raw
+  files', without the machine's drift; see dlmark.drift) overlap.
+`make bench-repeat` produces the two tables by running the default config
+twice in scratch folders.
 """
 
 from __future__ import annotations
@@ -34,9 +38,42 @@ def processes_only(csv: str) -> pd.DataFrame:
     return results.table((results.read_record(p) for p in paths), results.THROUGHPUT_COLUMNS)
 
 
+def ratios(first: str, second: str, name: str, keys: list[str]) -> None:
+    """How well two runs agree on a table of paired ratios (speedup.csv, scaling.csv)."""
+    a, b = (pd.read_csv(Path(csv).parent / f"{name}.csv") for csv in (first, second))
+    both = a.merge(b, on=keys, suffixes=("_a", "_b"))
+    if both.empty:
+        print(f"{name}: no ratio in both runs")
+        return
+    diff = (both["ratio_a"] - both["ratio_b"]).abs() / ((both["ratio_a"] + both["ratio_b"]) / 2)
+    worst = both.assign(diff=diff).sort_values("diff").iloc[-1]
+    print(
+        f"{name} over {len(both)} ratios: median |diff| {diff.median():.2%}, p90 {diff.quantile(0.9):.2%}, "
+        f"max {diff.max():.2%} ({worst['model']} {worst['runtime']}/{worst['precision']} batch "
+        f"{worst['batch_size']}: {worst['ratio_a']:.3f} vs {worst['ratio_b']:.3f})"
+    )
+
+
+def memory(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    both = a.merge(b, on=KEYS, suffixes=("_a", "_b")).dropna(subset=["peak_memory_mb_a", "peak_memory_mb_b"])
+    for column in ("peak_memory_mb", "baseline_memory_mb", "mapped_files_mb"):
+        diff = (both[f"{column}_a"] - both[f"{column}_b"]).abs()
+        print(f"{column} over {len(both)} rows: median |diff| {diff.median():.2f} MiB, max {diff.max():.2f} MiB")
+
+
 def main(first: str, second: str) -> None:
+    keys = ["machine", "device", "model", "runtime", "precision", "batch_size", "against_runtime",
+            "against_precision", "against_batch_size"]
+    ratios(first, second, "speedup", keys)
+    ratios(first, second, "scaling", keys)
     a = pd.read_csv(first)
     b = pd.read_csv(second)
+    memory(a, b)
+    for table in (a, b):
+        noisy = table[table["status"] == "noisy"]
+        print(f"noisy rows: {len(noisy)} of {len(table)}" + "".join(
+            f"\n  {r['model']} {r['runtime']}/{r['precision']} batch {r['batch_size']}: {r['disturbance']}"
+            for _, r in noisy.iterrows()))
     both = a.merge(b, on=KEYS, suffixes=("_a", "_b"))
     both = both[(both["status_a"] == "ok") & (both["status_b"] == "ok")]
     mean = (both["throughput_a"] + both["throughput_b"]) / 2

@@ -115,7 +115,7 @@ def run_accuracy(spec: AccuracySpec) -> AccuracyRecord:
     from tqdm import tqdm
 
     from dlmark import imagenet, models, variants
-    from dlmark.benchmark import limit_threads, log_progress
+    from dlmark.child import limit_threads, log_progress
     from dlmark.records import AccuracyRecord, Record
 
     limit_threads(spec.threads)

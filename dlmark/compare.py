@@ -4,6 +4,14 @@ A change counts only when it is both real and large: the two runs' 95%
 confidence intervals must not overlap (else it may be noise; on a CPU they
 include the machine's own drift over its run, see dlmark.drift), and the
 relative change must pass a threshold.
+
+A machine can also change between runs: a shared VM's host gets busier,
+and every row slows, code unchanged. Each CPU row carries the drift
+canary's memory bandwidth (`dlmark.drift`), so the two runs' canary levels
+tell how the machine itself moved. A row's change is then judged against
+the band between no change and the machine's shift: a row slowed by no
+more than the machine (plus the threshold) is the machine's doing, and is
+not flagged; one slowed beyond it is.
 """
 
 from __future__ import annotations
@@ -18,6 +26,25 @@ import pandas as pd
 from dlmark.records import NOISY, TRUSTED
 
 KEYS = ["machine", "device", "runtime", "precision", "model", "batch_size"]
+
+
+def machine_shift(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, float]:
+    """Per machine label, the relative change of its CPU rows' median canary from old to new."""
+    shifts = {}
+    for machine in sorted(set(old["machine"]) & set(new["machine"])):
+        levels = [
+            frame.loc[(frame["machine"] == machine) & (frame["device"] == "cpu"), "memory_bandwidth_gbs"].dropna()
+            for frame in (old, new)
+        ]
+        if all(len(level) for level in levels):
+            shifts[machine] = float(levels[1].median() / levels[0].median() - 1.0)
+    return shifts
+
+
+def beyond_shift(relative: float, shift: float, threshold: float) -> bool:
+    """Whether a row's relative change lies more than `threshold` outside [no change, the machine's shift]."""
+    low, high = min(0.0, shift), max(0.0, shift)
+    return relative < low - threshold or relative > high + threshold
 
 
 @dataclass
@@ -56,19 +83,22 @@ def intervals_apart(both: pd.DataFrame, first: str, second: str) -> pd.Series:
 def compare(
     old: pd.DataFrame, new: pd.DataFrame, threshold: float = 0.05
 ) -> tuple[list[Change], int, int]:
-    """Changes beyond both runs' intervals and `threshold`; the rows compared; the noisy rows left out.
+    """Changes beyond both runs' intervals, the machine's own shift and `threshold`; the rows compared;
+    the noisy rows left out.
 
     Only trusted rows compare: a `noisy` row was measured on a busy or slowed machine,
     and a change it shows may be the neighbour's.
     """
+    shifts = machine_shift(old, new)
     both = old.merge(new, on=KEYS, suffixes=("_old", "_new"))
     noisy = int(((both["status_old"] == NOISY) | (both["status_new"] == NOISY)).sum())
     both = both[both["status_old"].isin(TRUSTED) & both["status_new"].isin(TRUSTED)]
     changes = []
     both = both.assign(apart=intervals_apart(both, "_old", "_new"))
     for _, row in both.iterrows():
-        relative = abs(row["throughput_new"] / row["throughput_old"] - 1.0)
-        if row["apart"] and relative >= threshold:
+        relative = row["throughput_new"] / row["throughput_old"] - 1.0
+        shift = shifts.get(row["machine"], 0.0) if row["device"] == "cpu" else 0.0
+        if row["apart"] and beyond_shift(relative, shift, threshold):
             changes.append(
                 Change(
                     tuple(row[k] for k in KEYS),
@@ -116,11 +146,26 @@ def drift_note(old: pd.DataFrame, new: pd.DataFrame) -> str | None:
     )
 
 
+def shift_note(old: pd.DataFrame, new: pd.DataFrame) -> str | None:
+    """What the machine itself did between the runs, by its canary."""
+    lines = [
+        f"  the machine's memory bandwidth (its drift canary) was {abs(shift):.1%} "
+        f"{'lower' if shift < 0 else 'higher'} in NEW on {machine}: a CPU row's change is judged against "
+        "that shift, and one within it (and the threshold) is not flagged"
+        for machine, shift in machine_shift(old, new).items()
+        if abs(shift) >= 0.01
+    ]
+    return "\n".join(lines) or None
+
+
 def run_compare(old: str, new: str, threshold: float) -> int:
     """Print the comparison; exit status 1 when anything got slower (for CI jobs)."""
     old_rows, new_rows = _throughput_csv(old), _throughput_csv(new)
     changes, compared, noisy = compare(old_rows, new_rows, threshold)
     print(report(changes, compared, threshold, noisy))
+    shifted = shift_note(old_rows, new_rows)
+    if shifted:
+        print(shifted)
     note = drift_note(old_rows, new_rows)
     if note:
         print(note)

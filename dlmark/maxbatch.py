@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from dlmark import hardware, runner, runtimes, variants
-from dlmark.benchmark import limit_threads, log_progress
+from dlmark.child import limit_threads, log_progress
 from dlmark.records import MaxBatchRecord, Record
 
 

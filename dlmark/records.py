@@ -227,7 +227,8 @@ class ThroughputRecord(Record):
     warmup_seconds: float = col(0.0, csv=False)
     started_at: str | None = col(csv=False)
     finished_at: str | None = col(csv=False)
-    process_results: list = extra(list)  # each process's summary, latencies and interference
+    process_results: list = extra(list)  # each timing process's summary, latencies, blocks and interference
+    memory_trial: dict = extra()  # the process that measured its memory: peak, baseline, resident set
 
 
 @dataclass(kw_only=True)

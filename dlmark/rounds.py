@@ -1,69 +1,46 @@
-"""Interleaved rounds: what is compared is measured together, and compared per round.
+"""Interleaved rounds: what is compared is measured together, and compared block by block.
 
-A shared VM's speed drifts over minutes: its host's other tenants take
-memory bandwidth and cache, and nothing inside the VM shows it. Measured on
-the development VM (2-core AMD EPYC), one model's speed had an
-autocorrelation of 0.8 at 0.6 s and 0.2 at 6 s, and two runs of the same
-config differed by up to 28% on points whose own processes agreed within
-2%: the processes of a point ran within seconds of each other, while the
-points a figure compares ran minutes apart.
+A shared VM's speed drifts: its host's other tenants take memory bandwidth
+and cache, and nothing inside the VM shows it. Measured on the development
+VMs (2-core AMD EPYC): one model's speed had an autocorrelation of 0.8 at
+0.6 s and 0.2 at 6 s, and processes of one point seconds apart differed by
+up to 30% while each one's own interval was 2%. Two points measured
+minutes apart (or even a few seconds apart, in separate processes) carry
+different drift, and a ratio of them carries the difference.
 
 So the points a comparison is made of (a model's batch sizes: its curve;
-its variants at one batch: the speed-ups) are measured in rounds, one
-process of every point a round, in a fresh random order each round
-(randomized multiple interleaved trials; Abedi and Brecht, ICPE 2017). A
-round takes seconds to a minute, the rounds spread over the job's minutes,
-and drift then hits every member alike. A ratio is taken within each round
-(the same moment for both members) and its interval comes from the rounds'
-spread, not from dividing two independent intervals.
+its variants at one batch: the speed-ups) are timed in one process, in
+rounds of short blocks (`benchmark.BLOCK_SECONDS`), one block of every
+point a round, in a fresh random order each round (randomized multiple
+interleaved trials; Abedi and Brecht, ICPE 2017). A ratio is taken block
+by block within each round, where both members ran within a second or
+two, and the median taken over the rounds of each process. What differs from one
+process to the next (memory layout, allocation, as pyperf found) does not
+cancel that way, so a comparison rests on several processes and its 95%
+interval is Student's t over their ratios: the process-to-process spread
+is part of it, the machine's drift is not.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import random
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from dlmark import timing
 
-Member = TypeVar("Member")
 
-
-def interleave(
-    members: Sequence[Member],
-    due: Callable[[Member], bool],
-    measure: Callable[[Member, int], None],
-    rng: random.Random,
-    log: Callable[[str], None] = lambda _: None,
-) -> int:
-    """Measure every member still `due` once per round, in a new random order each round.
-
-    Returns the number of rounds. `measure(member, round)` runs one
-    process of that member; `due` says whether it needs another (its
-    processes disagree, or it has fewer than its minimum).
-    """
-    round_index = 0
-    while pending := [m for m in members if due(m)]:
-        order = rng.sample(pending, len(pending))
-        log(f"round {round_index + 1}: {len(order)} point(s) in a random order")
-        for member in order:
-            measure(member, round_index)
-        round_index += 1
-    return round_index
-
-
-def per_round(record: dict[str, Any]) -> dict[tuple[str, int], float]:
-    """A throughput record's processes by (job, round): each one's throughput."""
+def per_block(record: dict[str, Any]) -> dict[tuple[str, int, int], float]:
+    """A throughput record's blocks by (job, timing process, round): each block's throughput."""
     found = {}
     batch = record["batch_size"]
     for process in record.get("process_results") or []:
-        if process.get("round") is None or not process.get("latency_ms_mean"):
-            continue
-        found[str(process.get("session")), int(process["round"])] = batch / (process["latency_ms_mean"] / 1e3)
+        for round_index, latency_ms in enumerate(process.get("block_ms") or []):
+            found[str(process.get("session")), int(process["generation"]), round_index] = batch / (latency_ms / 1e3)
     return found
 
 
@@ -71,10 +48,13 @@ def per_round(record: dict[str, Any]) -> dict[tuple[str, int], float]:
 class PairedRatio:
     """One member's throughput over another's, from the rounds in which both were measured.
 
-    The value is the geometric mean of the per-round ratios and its 95%
-    interval Student's t over their logarithms: each round's two processes
-    ran minutes apart at most, so the drift between rounds cancels, and
-    what is left is the two points' own process-to-process spread.
+    Per timing process, the median of the block-by-block ratios of its
+    rounds: a slowdown from outside hits a block or two and one point more
+    than the other, and the median leaves such blocks out (over five
+    processes of squeezenet1.1 on the development VM, it cut the spread of
+    the processes' ratios from 2.1-3.5% to 1.5-2.4%). The value is the
+    geometric mean over the processes, and its 95% interval Student's t
+    over their logarithms (`processes` of them).
     """
 
     model: str
@@ -91,15 +71,15 @@ class PairedRatio:
     ratio: float
     ratio_ci95_low: float
     ratio_ci95_high: float
-    rounds: int
+    processes: int
 
     @classmethod
     def columns(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
 
 
-def ratio_of_rounds(ratios: Iterable[float]) -> tuple[float, float, float, int]:
-    """(geometric mean, 95% low, 95% high, count) of per-round ratios; open with fewer than two."""
+def geometric_interval(ratios: Iterable[float]) -> tuple[float, float, float, int]:
+    """(geometric mean, 95% low, 95% high, count) of ratios; open above with fewer than two."""
     logs = np.log(np.asarray(list(ratios), dtype=float))
     if logs.size == 0:
         return math.nan, math.nan, math.nan, 0
@@ -111,12 +91,14 @@ def ratio_of_rounds(ratios: Iterable[float]) -> tuple[float, float, float, int]:
 
 
 def paired(record: dict[str, Any], against: dict[str, Any]) -> PairedRatio | None:
-    """`record`'s throughput over `against`'s, round by round; None when no round holds both."""
-    mine, theirs = per_round(record), per_round(against)
-    shared = sorted(set(mine) & set(theirs))
-    if not shared:
+    """`record`'s throughput over `against`'s, block by block; None when no round holds both."""
+    mine, theirs = per_block(record), per_block(against)
+    by_process: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for key in sorted(set(mine) & set(theirs)):
+        by_process[key[:2]].append(math.log(mine[key] / theirs[key]))
+    if not by_process:
         return None
-    ratio, low, high, count = ratio_of_rounds(mine[k] / theirs[k] for k in shared)
+    ratio, low, high, count = geometric_interval(math.exp(float(np.median(logs))) for logs in by_process.values())
     return PairedRatio(
         **{k: record[k] for k in ("model", "family", "device", "device_name", "machine", "runtime", "precision")},
         batch_size=int(record["batch_size"]),
@@ -126,7 +108,7 @@ def paired(record: dict[str, Any], against: dict[str, Any]) -> PairedRatio | Non
         ratio=ratio,
         ratio_ci95_low=low,
         ratio_ci95_high=high,
-        rounds=count,
+        processes=count,
     )
 
 

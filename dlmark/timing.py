@@ -175,6 +175,71 @@ def summarize(
 MIN_WARMUP_CALLS = 2
 
 
+def warm_up(
+    call: Callable[[], None], budget: Budget, clock: Callable[[], int] = time.perf_counter_ns
+) -> tuple[int, float]:
+    """Call until three calls in a row agree (or the cap): (calls, seconds).
+
+    The first call pays one-time costs (kernel selection, allocator
+    growth): it alone says nothing of the next, so the cap ends a warm-up
+    only after a second call.
+    """
+    warm: list[float] = []
+    start = clock()
+    while True:
+        t0 = clock()
+        call()
+        warm.append((clock() - t0) / 1e9)
+        elapsed = (clock() - start) / 1e9
+        if elapsed >= budget.warmup_max_seconds and len(warm) >= MIN_WARMUP_CALLS:
+            break
+        if elapsed >= budget.warmup_min_seconds and is_warm(warm, budget.warmup_tolerance):
+            break
+    return len(warm), (clock() - start) / 1e9
+
+
+def enough(samples: Sequence[float], budget: Budget) -> bool:
+    """The stopping rule: the CI target after the minimums, else the budget (see `time_calls`)."""
+    elapsed = float(sum(samples))
+    if elapsed >= budget.max_seconds * MAX_BUDGET_EXTENSION:
+        return True
+    if len(samples) < budget.min_iterations:
+        return False
+    return elapsed >= budget.max_seconds or (
+        elapsed >= budget.min_seconds and is_precise_enough(samples, budget.target_rel_ci)
+    )
+
+
+def time_block(
+    call: Callable[[], None], seconds: float, clock: Callable[[], int] = time.perf_counter_ns, rewarm: bool = True
+) -> list[float]:
+    """An untimed call (with `rewarm`), then timed calls for about `seconds`, at least one: latencies in seconds.
+
+    The untimed call lets a point that waited while others ran refill its
+    caches and wake its threads before the clock runs again.
+    """
+    if rewarm:
+        call()
+    samples: list[float] = []
+    start = clock()
+    while not samples or (clock() - start) / 1e9 < seconds:
+        t0 = clock()
+        call()
+        samples.append((clock() - t0) / 1e9)
+    return samples
+
+
+def note_budget(summary: Summary, budget: Budget) -> None:
+    """Say in the summary why it has fewer calls or more time than the budget."""
+    if summary.iterations < budget.min_iterations:
+        summary.budget_note = (
+            f"only {summary.iterations} of {budget.min_iterations} calls in "
+            f"{MAX_BUDGET_EXTENSION:g}x max_seconds: calls are too slow for this budget"
+        )
+    elif summary.measure_seconds > budget.max_seconds * 1.05:
+        summary.budget_note = f"budget extended to {summary.measure_seconds:.1f} s to reach {budget.min_iterations} calls"
+
+
 def time_calls(
     call: Callable[[], None],
     batch_size: int,
@@ -188,55 +253,22 @@ def time_calls(
     forward pass with its synchronisation), so each sample is one complete
     inference. Wall-clock budgets are measured from the same clock.
     """
-    warm: list[float] = []
-    start = clock()
-    while True:
-        t0 = clock()
-        call()
-        warm.append((clock() - t0) / 1e9)
-        elapsed = (clock() - start) / 1e9
-        # The first call pays one-time costs (kernel selection, allocator
-        # growth): it alone says nothing of the next, so the cap ends a
-        # warm-up only after a second call.
-        if elapsed >= budget.warmup_max_seconds and len(warm) >= MIN_WARMUP_CALLS:
-            break
-        if elapsed >= budget.warmup_min_seconds and is_warm(warm, budget.warmup_tolerance):
-            break
-    warmup_seconds = (clock() - start) / 1e9
+    warm_calls, warmup_seconds = warm_up(call, budget, clock)
     if progress:
-        progress(f"warm-up: {len(warm)} calls in {warmup_seconds:.2f} s")
-
+        progress(f"warm-up: {warm_calls} calls in {warmup_seconds:.2f} s")
     samples: list[float] = []
-    start = clock()
     next_report = 5.0
-    while True:
+    while not enough(samples, budget):
         t0 = clock()
         call()
         samples.append((clock() - t0) / 1e9)
-        elapsed = (clock() - start) / 1e9
-        if elapsed >= budget.max_seconds and len(samples) >= budget.min_iterations:
-            break
-        if elapsed >= budget.max_seconds * MAX_BUDGET_EXTENSION:
-            break
-        if (
-            elapsed >= budget.min_seconds
-            and len(samples) >= budget.min_iterations
-            and is_precise_enough(samples, budget.target_rel_ci)
-        ):
-            break
+        elapsed = float(sum(samples))
         if progress and elapsed >= next_report:
             mean, half = mean_ci95(samples)
             progress(f"measuring: {len(samples)} calls, {elapsed:.1f} s, ci95 +/-{half / mean:.1%}")
             next_report += 5.0
-    summary = summarize(samples, batch_size, budget.target_rel_ci, len(warm), warmup_seconds)
-    elapsed = summary.measure_seconds
-    if summary.iterations < budget.min_iterations:
-        summary.budget_note = (
-            f"only {summary.iterations} of {budget.min_iterations} calls in "
-            f"{MAX_BUDGET_EXTENSION:g}x max_seconds: calls are too slow for this budget"
-        )
-    elif elapsed > budget.max_seconds * 1.05:
-        summary.budget_note = f"budget extended to {elapsed:.1f} s to reach {budget.min_iterations} calls"
+    summary = summarize(samples, batch_size, budget.target_rel_ci, warm_calls, warmup_seconds)
+    note_budget(summary, budget)
     if progress:
         progress(
             f"measured: {summary.iterations} calls in {summary.measure_seconds:.2f} s, "

@@ -9,7 +9,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from dlmark import models, plotting, results
+from dlmark import models, plotting, results, rounds
 from dlmark.records import MaxBatchRecord, ThroughputRecord
 
 
@@ -38,18 +38,69 @@ def test_noisy_points_are_drawn_apart_from_the_line():
     assert any(label.startswith("noisy") for label in labels)
 
 
+def as_speedups(frame: pd.DataFrame) -> pd.DataFrame:
+    """The speed-up table a run with these rows makes, from the rows alone (no rounds): trusted pairs only."""
+    ok = frame[frame["status"] == "ok"]
+    is_reference = (ok["runtime"] == "mxnet") & (ok["precision"] == "float32")
+    both = ok[~is_reference].merge(ok[is_reference], on=["machine", "device", "model", "batch_size"],
+                                   suffixes=("", "_ref"))
+    return both.assign(
+        against_runtime="mxnet", against_precision="float32", against_batch_size=both["batch_size"],
+        ratio=both["throughput"] / both["throughput_ref"],
+        ratio_ci95_low=both["throughput_ci95_low"] / both["throughput_ci95_high_ref"],
+        ratio_ci95_high=both["throughput_ci95_high"] / both["throughput_ci95_low_ref"], processes=3,
+    )[rounds.PairedRatio.columns()]
+
+
 def test_speedups_use_trusted_rows_only():
-    frame = rows()
-    chosen = plotting.pick_batch(frame, batch_size=2)
+    chosen = plotting.pick_speedups(as_speedups(rows()), batch_size=2)
     assert set(chosen["batch_size"]) == {1}  # batch 2 is noisy: the largest trusted below it
 
 
 def test_speedup_figure_says_which_device_lacks_the_reference():
     # A Hopper GPU measures torch but never MXNet: no reference there.
     frame = rows().assign(device="gpu0", runtime="torch")
-    fig = plotting.speedup(frame, batch_size=4)
+    fig = plotting.speedup(as_speedups(frame), frame, batch_size=4)
     (text,) = fig.axes[0].texts
-    assert text.get_text() == "no speed-ups to draw: mxnet/float32, the reference, was not measured on gpu0"
+    assert text.get_text().replace("\n", " ") == (
+        "no speed-ups to draw: mxnet/float32, the reference, was not measured on gpu0")
+    assert max(len(line) for line in text.get_text().splitlines()) <= 60  # wrapped, not cut off
+
+
+def point_record(runtime, precision, batch, status, speed, drift_by_round):
+    """A raw point timed in three processes of one job, whose blocks the machine's drift slowed alike."""
+    blocks = [1e3 * batch / (speed * d) for d in drift_by_round]
+    processes = [dict(generation=g, session="job", block_ms=blocks) for g in range(3)] if status == "ok" else []
+    throughput = batch / (sum(blocks) / len(blocks) / 1e3) if processes else None
+    return ThroughputRecord(
+        model="resnet18_v1", family="ResNet", device="cpu", device_name="CPU", machine="m", runtime=runtime,
+        precision=precision, software="mxnet 1.9.1", batch_size=batch, status=status, throughput=throughput,
+        throughput_ci95_low=throughput and throughput * 0.8, throughput_ci95_high=throughput and throughput * 1.2,
+        peak_memory_mb=None, process_results=processes)
+
+
+def test_speedups_of_the_default_run_shape_come_from_the_largest_batch_where_both_are_ok(tmp_path):
+    """The reference is out of memory at the comparison batch (32), the variants are not: batch 16 is drawn,
+    and the paired blocks cancel a 20% drift that independent intervals would carry into every ratio."""
+    drift = (1.0, 0.8, 0.9)
+    records = [point_record("mxnet", "float32", 16, "ok", 100.0, drift),
+               point_record("mxnet", "float32", 32, "out_of_memory", 0, drift)]
+    for runtime, precision, factor in [("onnxruntime", "float32", 1.1), ("mxnet", "int8", 3.0)]:
+        records += [point_record(runtime, precision, b, "ok", 100.0 * factor, drift) for b in (16, 32)]
+    paths = []
+    for i, record in enumerate(records):
+        results.write_json(tmp_path / f"{i}.json", record)
+        paths.append(tmp_path / f"{i}.json")
+    throughput = results.table((r.to_dict() for r in records), results.THROUGHPUT_COLUMNS)
+    speedups = results.comparison_tables(paths, throughput)["speedup"]
+    assert sorted(speedups["batch_size"]) == [16, 16]  # no reference at 32: nothing to pair there
+    by_variant = speedups.set_index("precision")
+    assert by_variant.loc["int8", "ratio"] == pytest.approx(3.0)
+    assert by_variant.loc["int8", "ratio_ci95_high"] / by_variant.loc["int8", "ratio_ci95_low"] == pytest.approx(1.0)
+    fig = plotting.speedup(speedups, throughput, batch_size=32)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "3.00x (batch 16)" in texts and "1.10x (batch 16)" in texts
+    assert "(here 16)" in fig.axes[0].get_title()
 
 
 # The whole zoo, as a full run fills the tables: 34 models, four variants
@@ -159,7 +210,7 @@ def test_whole_zoo_accuracy_names_every_model_once_without_overlap():
 
 @pytest.mark.parametrize("draw", [
     lambda: plotting.max_batch_size(zoo_max_batch()),
-    lambda: plotting.speedup(zoo_throughput(), batch_size=8),
+    lambda: plotting.speedup(as_speedups(zoo_throughput()), zoo_throughput(), batch_size=8),
 ])
 def test_whole_zoo_rows_of_models_are_legible(draw):
     fig = draw()
@@ -175,7 +226,9 @@ def test_an_interval_without_upper_bound_is_an_arrow_to_the_edge():
     frame = zoo_throughput(batches=(1,))
     unbounded = (frame["model"] == "resnet18_v1") & (frame["precision"] == "int8")
     frame.loc[unbounded, "throughput_ci95_high"] = float("nan")
-    fig = plotting.speedup(frame, batch_size=1)
+    speedups = as_speedups(frame)
+    speedups.loc[speedups["ratio_ci95_high"].isna(), "ratio_ci95_high"] = math.inf  # one round: no upper bound
+    fig = plotting.speedup(speedups, frame, batch_size=1)
     arrows = [t for t in fig.axes[0].texts if getattr(t, "arrow_patch", None) is not None and not t.get_text()]
     assert len(arrows) == 1
     assert fig.axes[0].get_xscale() == "log"

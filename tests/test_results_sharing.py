@@ -140,3 +140,25 @@ def test_compare_says_how_much_each_machine_drifted(run, tmp_path):
     assert "unknown in the old run, 2.5% in the new" in done.stdout
     quiet = subprocess.run([str(DLMARK), "compare", str(old), str(old)], capture_output=True, text=True)
     assert "drift" not in quiet.stdout
+
+
+def test_compare_tells_a_slower_machine_from_slower_code(run, tmp_path):
+    """Every row 40% slower with the machine's canary 40% lower: the machine, said once, nothing flagged.
+    One row slowed twice as much: flagged, beyond the machine's shift."""
+    old = run / "results/throughput.csv"
+    slower = pd.read_csv(scaled(old, tmp_path / "slow.csv", 0.6))
+    slower["memory_bandwidth_gbs"] *= 0.6
+    slower.to_csv(tmp_path / "machine.csv", index=False)
+    done = subprocess.run([str(DLMARK), "compare", str(old), str(tmp_path / "machine.csv")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    assert "0 changed" in done.stdout
+    assert "memory bandwidth (its drift canary) was 40.0% lower in NEW on ci" in done.stdout
+    code = slower.copy()
+    for column in ("throughput", "throughput_ci95_low", "throughput_ci95_high"):
+        code.loc[0, column] *= 0.5  # 70% slower in all, against the machine's 40%
+    code.to_csv(tmp_path / "code.csv", index=False)
+    done = subprocess.run([str(DLMARK), "compare", str(old), str(tmp_path / "code.csv")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stdout.count("SLOWER") == 1 and "(-70.0%)" in done.stdout

@@ -100,20 +100,20 @@ def test_benchmarks_never_overlap_even_with_more_cores(workdir):
 
 
 def test_a_models_points_are_measured_in_interleaved_rounds_and_compared_per_round(workdir):
-    """Each round holds one process of every point; ratios pair the processes of one round."""
-    processes = []
-    for batch in (1, 2):
-        record = json.loads((workdir / RAW / f"squeezenet1.1/bs{batch}.json").read_text())
-        processes += [(p["began_at"], p["round"], batch, p["session"]) for p in record["process_results"]]
-    processes.sort()
-    assert len({session for *_, session in processes}) == 1
-    order = [r for _, r, _, _ in processes]
-    assert order == sorted(order) == [0, 0, 1, 1, 2, 2]  # round after round, never one point's run in a row
-    assert all({b for _, r, b, _ in processes if r == k} == {1, 2} for k in range(3))
+    """Every timing process holds both points and times them in alternating blocks; ratios pair the blocks."""
+    records = [json.loads((workdir / RAW / f"squeezenet1.1/bs{b}.json").read_text()) for b in (1, 2)]
+    one, two = (r["process_results"] for r in records)
+    assert len(one) == len(two) == 3  # three timing processes, each holding both points
+    for first, second in zip(one, two):
+        assert (first["session"], first["generation"]) == (second["session"], second["generation"])
+        assert len(first["block_ms"]) == len(second["block_ms"]) >= 3  # a block of each point every round
+    assert len({p["generation"] for p in one}) == 3
+    # Memory comes from a process of its own per point, not from the processes holding both.
+    assert all(r["peak_memory_mb"] == r["memory_trial"]["peak_memory_mb"] for r in records)
     scaling = pd.read_csv(workdir / "results/scaling.csv")
     assert list(scaling.columns) == rounds.PairedRatio.columns()
     row = scaling.set_index("model").loc["squeezenet1.1"]
-    assert (row["batch_size"], row["against_batch_size"], row["rounds"]) == (2, 1, 3)
+    assert (row["batch_size"], row["against_batch_size"], row["processes"]) == (2, 1, 3)
     assert row["ratio_ci95_low"] <= row["ratio"] <= row["ratio_ci95_high"]
     speedup = pd.read_csv(workdir / "results/speedup.csv")
     assert speedup.empty and list(speedup.columns) == list(scaling.columns)  # one variant: nothing to pair

@@ -1,0 +1,79 @@
+"""Ratios from interleaved blocks: the machine's drift cancels, the processes' spread stays."""
+
+import math
+
+import numpy as np
+import pytest
+
+from dlmark import rounds, timing
+
+COMMON = dict(family="ResNet", device="cpu", device_name="CPU", machine="m", model="resnet18_v1")
+
+
+def record(runtime, precision, batch, speed, drift, process_effect=(1.0, 1.0, 1.0), session="job"):
+    """A point timed in one job's processes; `drift[g][r]` slows round r of process g for every point alike."""
+    processes = [
+        dict(session=session, generation=g,
+             block_ms=[1e3 * batch / (speed * effect * d) for d in drift[g]])
+        for g, effect in enumerate(process_effect)
+    ]
+    return dict(COMMON, runtime=runtime, precision=precision, batch_size=batch, process_results=processes)
+
+
+def drifting(seed=0, processes=3, rounds_=6, spread=0.3):
+    """Each block slowed by up to `spread`: the shared VM, the same for every point of a round."""
+    rng = np.random.default_rng(seed)
+    return (1 - spread * rng.random((processes, rounds_))).tolist()
+
+
+def test_a_drift_shared_by_both_points_cancels_in_their_ratio():
+    drift = drifting()
+    fast, slow = record("mxnet", "int8", 8, 300.0, drift), record("mxnet", "float32", 8, 100.0, drift)
+    ratio = rounds.paired(fast, slow)
+    assert ratio.ratio == pytest.approx(3.0)
+    assert ratio.ratio_ci95_low == pytest.approx(3.0) and ratio.ratio_ci95_high == pytest.approx(3.0)
+    assert ratio.processes == 3
+    # The same two points' throughputs, each averaged alone, carry the drift: their own spread is wide.
+    each = [batch / (np.mean(p["block_ms"]) / 1e3) for p in slow["process_results"] for batch in [8]]
+    assert max(each) / min(each) > 1.05
+
+
+def test_the_spread_between_processes_sets_the_interval():
+    drift = drifting()
+    fast = record("mxnet", "int8", 8, 300.0, drift, process_effect=(1.0, 1.06, 0.95))
+    slow = record("mxnet", "float32", 8, 100.0, drift)
+    ratio = rounds.paired(fast, slow)
+    logs = np.log([3.0, 3.18, 2.85])
+    half = timing.t_quantile_975(2) * logs.std(ddof=1) / math.sqrt(3)
+    assert ratio.ratio == pytest.approx(math.exp(logs.mean()))
+    assert ratio.ratio_ci95_low == pytest.approx(math.exp(logs.mean() - half))
+    assert ratio.ratio_ci95_high == pytest.approx(math.exp(logs.mean() + half))
+
+
+def test_only_blocks_of_the_same_job_and_process_pair():
+    drift = drifting()
+    ours = record("mxnet", "int8", 8, 300.0, drift)
+    theirs = record("mxnet", "float32", 8, 100.0, drift, session="another job")
+    assert rounds.paired(ours, theirs) is None
+
+
+def test_speedups_and_curve_shapes_pick_their_partners():
+    drift = drifting()
+    points = [record("mxnet", "float32", 1, 100.0, drift), record("mxnet", "float32", 8, 160.0, drift),
+              record("mxnet", "int8", 1, 250.0, drift), record("mxnet", "int8", 8, 480.0, drift)]
+    speedups = {(r.precision, r.batch_size): r.ratio for r in rounds.speedups(points, ("mxnet", "float32"))}
+    assert speedups == pytest.approx({("int8", 1): 2.5, ("int8", 8): 3.0})
+    shapes = {(r.precision, r.batch_size, r.against_batch_size): r.ratio for r in rounds.scaling(points)}
+    assert shapes == pytest.approx({("float32", 8, 1): 1.6, ("int8", 8, 1): 1.92})
+
+
+def test_one_process_gives_an_interval_open_above():
+    assert rounds.geometric_interval([2.0]) == (2.0, 0.0, math.inf, 1)
+
+
+def test_a_block_times_at_least_one_call_after_the_untimed_one():
+    calls = []
+    ticks = iter(range(0, 10**12, 10**9))  # every clock read is a second later
+    samples = timing.time_block(lambda: calls.append(1), 0.5, clock=lambda: next(ticks))
+    assert len(samples) == 1 and len(calls) == 2  # the untimed call, then one of a second
+    assert timing.time_block(lambda: calls.append(1), 0.5, clock=lambda: next(ticks), rewarm=False) == [1.0]
