@@ -386,6 +386,7 @@ def _measured(point: Point, fields: dict[str, Any]) -> ThroughputRecord:
         peak_memory_mb=memory["peak_memory_mb"],
         baseline_memory_mb=memory["baseline_mb"],
         mapped_files_mb=None if on_gpu(spec) else memory.get("resident_set", {}).get("file_mb"),
+        memory_note=None if on_gpu(spec) else runtimes.get(spec.runtime, spec.precision).memory_note,
         # Counted here, not in the measured process: counting imports MXNet,
         # whose libraries would count in another runtime's memory.
         gflops_per_image=models.gflops_per_image(spec.model),

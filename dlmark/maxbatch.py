@@ -17,6 +17,7 @@ limit, by us or by the kernel, simply counts as "does not fit".
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -59,15 +60,24 @@ class SearchResult:
     method: str = "linear"
 
 
+def _memory_process(spec: TrialSpec) -> runtimes.Backend:
+    """Ready this process to measure memory: thread pools pinned, the runtime's memory settings set."""
+    limit_threads(spec.threads)
+    backend = runtimes.get(spec.runtime, spec.precision)
+    if spec.device == "cpu":
+        for name, value in backend.memory_environment.items():
+            os.environ.setdefault(name, value)  # before the framework is imported: read once there
+    return backend
+
+
 def run_trial(spec: TrialSpec) -> dict[str, Any]:
     """Two forward passes at one batch size; report the process's peak memory.
 
     Runs in the child. Two calls, not one: the second shows whether memory
     settles after the first call's allocations (static_alloc plans once).
     """
-    limit_threads(spec.threads)
-    backend = runtimes.get(spec.runtime, spec.precision)
-    call = backend.timed_call(variants.variant_of(spec), spec.batch_size, spec.device)
+    backend = _memory_process(spec)
+    call = backend.memory_call(variants.variant_of(spec), spec.batch_size, spec.device)
     # Weights, framework and input, before any activation: the line's intercept.
     baseline = backend.current_memory_mb(spec.device)
     for _ in range(2):
@@ -91,8 +101,7 @@ def preload_trial(spec: TrialSpec) -> None:
     Run by the warm process that forks a GPU search's trials, and by each
     CPU trial's process, started while the trial before it runs.
     """
-    limit_threads(spec.threads)
-    runtimes.get(spec.runtime, spec.precision).preload()
+    _memory_process(spec).preload()
 
 
 def isolated_trial(
@@ -311,6 +320,8 @@ def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> MaxBatchRecord
         search_seconds=time.monotonic() - started,
         reached_upper_bound=result.reached_upper_bound,
         step=spec.step,
+        method=result.method,
+        memory_note=runtimes.get(spec.runtime, spec.precision).memory_note if spec.device == "cpu" else None,
         trial_log=[asdict(t) for t in result.trials],
         settings=asdict(spec),
     )

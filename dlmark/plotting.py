@@ -502,7 +502,7 @@ def speedup(speedups: pd.DataFrame, throughput: pd.DataFrame, batch_size: int) -
     batches = ", ".join(str(b) for b in sorted(both["batch_size"].unique()))
     ax.set_title(
         f"Speed-up over mxnet/float32 at batch {batch_size} or the largest below where both are ok "
-        f"(here {batches})\n95% intervals from paired rounds; {_where(both)}"
+        f"(here {batches})\n95% intervals from paired blocks; {_where(both)}"
     )
     _legend_below(fig, *ax.get_legend_handles_labels())
     return fig

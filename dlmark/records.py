@@ -218,6 +218,7 @@ class ThroughputRecord(Record):
     disturbance: str | None = col()  # why the row is noisy
     baseline_memory_mb: float | None = col()
     mapped_files_mb: float | None = col()  # pages of mapped files beside the peak (CPU), not in it
+    memory_note: str | None = col()  # how memory was measured, where not as timed (e.g. an allocator setting)
     rel_ci95: float | None = col()
     converged: bool | None = col()
     threads: int | None = col()
@@ -248,6 +249,8 @@ class MaxBatchRecord(Record):
     status: str = col(OK, required=True, **_STATUS)
     reached_upper_bound: bool = col(False)
     step: int = col(1)
+    method: str | None = col()  # how the search chose its trials
+    memory_note: str | None = col()  # how memory was measured, where not as timed
     search_seconds: float = col(0.0)
     error: str | None = col()
     trial_log: list = extra(list)

@@ -42,8 +42,8 @@ def killed_above_16(spec):
     return {"peak_memory_mb": 100.0 + spec.batch_size}
 
 
-def measure_then_crash(spec):
-    """A real measurement in the first process; a segfault in every later one.
+def measure_then_crash(job):
+    """A real timing process first; a segfault in every later one.
 
     The count lives in a file named by DLMARK_TEST_COUNTER: each process is
     fresh, so nothing else survives from one to the next.
@@ -57,7 +57,7 @@ def measure_then_crash(spec):
     counter.write_text(str(runs + 1))
     if runs >= 1:
         os.kill(os.getpid(), signal.SIGSEGV)
-    return benchmark.measure_throughput(spec)
+    return benchmark.measure_rounds(job)
 
 
 def report_pid_and_wait(pid_file):

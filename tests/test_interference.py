@@ -140,6 +140,6 @@ def test_a_process_that_crashes_makes_an_error_row_keeping_the_finished_one(tmp_
     record = benchmark.run_throughput(spec(), target=child_targets.measure_then_crash)
     assert record.status == "error"
     # A segfault in a process that loaded MXNet: its handler exits with 255 ("Segmentation fault: 11").
-    assert ("SIGSEGV" in record.error or "status 255" in record.error) and "in process 2" in record.error
+    assert ("SIGSEGV" in record.error or "status 255" in record.error) and "in timing process 2" in record.error
     assert record.throughput is None
     assert record.processes == 1 and record.process_results[0]["throughput"] > 0

@@ -144,8 +144,10 @@ for runtime in ("torch", "onnxruntime"):
     spec = benchmark.ThroughputSpec("mobilenet0.25", "cpu", runtime, "float32", 2, "m", 1,
                                     budget=config.measure_settings({{}}, "mobilenet0.25"),
                                     noise=config.noise_settings({{}}), variant_dir=r"{tmp_path}/" + runtime)
-    result = benchmark.measure_throughput(spec)
-    assert result["iterations"] >= 3 and result["peak_memory_mb"] > 0
+    [timed] = benchmark.measure_rounds(benchmark.RoundsJob((spec,)))["points"]
+    assert sum(len(block) for block in timed["blocks_s"]) >= 3
+    trial = maxbatch.run_trial(maxbatch.TrialSpec("mobilenet0.25", "cpu", 2, 1, runtime, "float32", spec.variant_dir))
+    assert trial["peak_memory_mb"] > 0
     scores = variants.load(variants.variant_of(spec))(variants.gate_batch("mobilenet0.25"))
     assert np.array_equal(scores, np.load(r"{tmp_path}/" + runtime + ".npy"))  # as with MXNet present
 assert "mxnet" not in {{m.split(".")[0] for m in sys.modules if sys.modules[m] is not None}}
@@ -181,3 +183,21 @@ def test_a_cuda_provider_that_does_not_start_is_an_error_row_not_a_cpu_number(tm
     assert record.status == "error" and record.throughput is None
     assert "did not start its CUDA execution provider on gpu0" in record.error
     assert "Not measured on the CPU instead" in record.error
+
+
+def test_onnxruntime_memory_follows_the_batch_with_its_arena_grown_as_requested(tmp_path):
+    """The default CPU arena grows in powers of two, so its peaks step; measured, memory grows with the
+    batch, trial by trial in fresh processes, and the rows say how it was measured."""
+    from dlmark import maxbatch, runner
+
+    variants.prepare(variants.VariantSpec("mobilenet0.25", "onnxruntime", "float32", str(tmp_path), 1))
+    peaks = {}
+    for batch in (8, 16, 24, 32):
+        trial = maxbatch.TrialSpec("mobilenet0.25", "cpu", batch, 1, "onnxruntime", "float32", str(tmp_path))
+        outcome = runner.run_isolated(maxbatch.run_trial, trial)
+        assert outcome.status == runner.OK, outcome.error
+        peaks[batch] = outcome.value["peak_memory_mb"]
+    steps = [peaks[b] - peaks[b - 8] for b in (16, 24, 32)]
+    assert min(steps) > 0 and max(steps) < 1.5 * min(steps), peaks  # about linear, not a step function
+    assert "grown as requested" in runtimes.get("onnxruntime", "float32").memory_note
+    assert "NaiveEngine" in runtimes.get("mxnet", "float32").memory_note  # each says how it measured

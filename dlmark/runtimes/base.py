@@ -53,6 +53,10 @@ class Backend(ABC):
     # The package it imports, and how to get it where it is missing.
     framework: ClassVar[str] = ""
     install_hint: ClassVar[str] = ""
+    # How its memory is measured, where that differs from how it is timed (said in the rows),
+    # and the environment its memory-measuring processes get before the framework is imported.
+    memory_note: ClassVar[str | None] = None
+    memory_environment: ClassVar[dict[str, str]] = {}
 
     def prepare(self, spec: VariantSpec, defined: Any) -> str | None:
         """Write the variant's files into spec.out_dir from the Gluon network `defined`.
@@ -70,8 +74,17 @@ class Backend(ABC):
     def timed_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
         """One synchronised inference on an input already on `device`, ready to time."""
 
+    def memory_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
+        """The call whose memory is measured (memory trials, the largest-batch search): the timed call.
+
+        A runtime whose allocator rounds its growth (ONNX Runtime's arena)
+        may measure with one that grows as requested, and says so in
+        `memory_note`.
+        """
+        return self.timed_call(spec, batch_size, device)
+
     def preload(self) -> None:
-        """Import the framework, in the warm process that forks the repeats of a point."""
+        """Import the framework, in the warm process that forks the timing processes."""
 
     def gpu_problem(self, capability: tuple[int, int]) -> str | None:
         """Why it cannot run on a GPU of this compute capability, else None."""

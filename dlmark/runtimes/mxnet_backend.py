@@ -54,6 +54,12 @@ def reference_net(model: str, ctx: Any, params_file: str | None = None) -> Any:
 class _MXNet(Backend):
     runtime = "mxnet"
     framework = "mxnet"
+    # MXNet's threaded engine runs initialisation, the fusion pass and the calls on its own
+    # threads, so what is allocated when depends on their timing: four fresh processes of
+    # inceptionv3 at batch 4 peaked between 450.8 and 456.0 MiB, and their memory before the
+    # first call between 302 and 325. With the synchronous engine: 449.8 to 450.5, and 296 to 298.
+    memory_environment = {"MXNET_ENGINE_TYPE": "NaiveEngine"}
+    memory_note = "CPU memory measured with MXNet's synchronous engine (NaiveEngine); timed with its threaded engine"
     install_hint = "MXNet 1.9 needs Python 3.11 and numpy<1.24 (requirements.txt); use torch or onnxruntime here"
 
     def block(self, spec: VariantSpec, ctx: Any) -> Any:
