@@ -41,4 +41,10 @@ rule throughput_point:
     log:
         f"logs/{MACHINE}/throughput_point/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.log",
     run:
-        dlresults.write_point(input[0], output[0], wildcards.runtime, wildcards.precision, int(wildcards.batch))
+        dlresults.write_point(
+            input[0],
+            output[0],
+            wildcards.runtime,
+            wildcards.precision,
+            int(wildcards.batch),
+        )
