@@ -69,8 +69,8 @@ def test_speedup_figure_says_which_device_lacks_the_reference():
 
 def point_record(runtime, precision, batch, status, speed, drift_by_round):
     """A raw point timed in three processes of one job, whose blocks the machine's drift slowed alike."""
-    blocks = [1e3 * batch / (speed * d) for d in drift_by_round]
-    processes = [dict(generation=g, session="job", block_ms=blocks) for g in range(3)] if status == "ok" else []
+    blocks = [1e3 * batch / (speed * d) for d in drift_by_round] if status == "ok" else []
+    processes = [dict(generation=g, session="job", block_ms=blocks) for g in range(3)] if blocks else []
     throughput = batch / (sum(blocks) / len(blocks) / 1e3) if processes else None
     return ThroughputRecord(
         model="resnet18_v1", family="ResNet", device="cpu", device_name="CPU", machine="m", runtime=runtime,

@@ -106,7 +106,7 @@ def test_a_models_points_are_measured_in_interleaved_rounds_and_compared_per_rou
     assert len(one) == len(two) == 3  # three timing processes, each holding both points
     for first, second in zip(one, two):
         assert (first["session"], first["generation"]) == (second["session"], second["generation"])
-        assert len(first["block_ms"]) == len(second["block_ms"]) >= 3  # a block of each point every round
+        assert min(len(first["block_ms"]), len(second["block_ms"])) >= 3  # both in every round until one is done
     assert len({p["generation"] for p in one}) == 3
     # Memory comes from a process of its own per point, not from the processes holding both.
     assert all(r["peak_memory_mb"] == r["memory_trial"]["peak_memory_mb"] for r in records)
