@@ -264,9 +264,10 @@ def _due(points: list[Point], generations: int) -> bool:
 def _process_result(spec: ThroughputSpec, answer: dict[str, Any], **facts: Any) -> dict[str, Any]:
     """One point's result from one timing process: its summary and its blocks' mean latencies."""
     latencies = [x for block in answer["blocks_s"] for x in block]
-    summary = timing.summarize(latencies, spec.batch_size, timing.Budget(**spec.budget).target_rel_ci,
+    budget = timing.Budget(**spec.budget)
+    summary = timing.summarize(latencies, spec.batch_size, budget.target_rel_ci,
                                answer["warmup_iterations"], answer["warmup_seconds"])
-    timing.note_budget(summary, timing.Budget(**spec.budget))
+    timing.note_budget(summary, budget)
     return dict(asdict(summary), block_ms=[1e3 * sum(b) / len(b) for b in answer["blocks_s"]], **facts)
 
 
