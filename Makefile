@@ -25,7 +25,7 @@ $(TORCH_STAMP): $(STAMP) requirements-torch.txt
 
 # MXNet on a GPU before Hopper: `make run GPU=cu117` replaces the CPU build
 # with MXNet's CUDA 11.7 build and the CUDA libraries it links against, and
-# puts those on the jobs' library path (see README, "Running on a GPU").
+# puts those on the jobs' library path (see README, "GPUs and clusters").
 GPU ?=
 GPU_STAMP := $(VENV)/.gpu-$(GPU)-installed
 ifeq ($(GPU),)
@@ -79,14 +79,14 @@ clean:
 	rm -rf results logs .snakemake
 
 # An offline GPU node: make the bundle here (package index and MXNet needed),
-# copy the folder over, run `make gpu-check` there (see README, "Running on a GPU").
+# copy the folder over, run `make gpu-check` there (see README, "GPUs and clusters").
 gpu-bundle: $(STAMP) $(TORCH_STAMP)
 	$(BIN)/python gpu/bundle.py gpu-bundle
 
 gpu-check:
 	python3 gpu/check.py
 
-# Benchmarks of dlmark itself (numbers for the README and issue notes).
+# Benchmarks of dlmark itself (what each gave: docs/validation.md).
 bench-fidelity: $(STAMP)
 	$(BIN)/python benchmarks/fidelity.py
 

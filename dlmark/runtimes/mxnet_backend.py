@@ -99,7 +99,7 @@ class _MXNet(Backend):
         if not any(hardware.package_version(name) for name in hardware.GPU_BUILDS["mxnet"]):
             return (
                 "the installed MXNet is its CPU build; install the CUDA 11.7 build with "
-                "`make run GPU=cu117 VENV=.venv-cu117` (README, 'Running on a GPU')"
+                "`make run GPU=cu117 VENV=.venv-cu117` (README, 'GPUs and clusters')"
             )
         return None
 
