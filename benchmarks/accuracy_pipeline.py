@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dlmark import accuracy, child, config as dlconfig, imagenet, models
+from dlmark import config as dlconfig
+from dlmark import imagenet, models
+from dlmark.measure import child
+from dlmark.scenarios import accuracy
 
 
 def make_images(root: Path, count: int, classes: int = 10) -> None:

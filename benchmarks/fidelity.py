@@ -18,7 +18,9 @@ import time
 
 import yaml
 
-from dlmark import benchmark, child, config as dlconfig, runner
+from dlmark import config as dlconfig
+from dlmark.measure import child, launchers
+from dlmark.scenarios import throughput
 
 
 def bare_loop(args: tuple[str, int, int, float]) -> dict[str, float]:
@@ -103,9 +105,10 @@ def main() -> None:
 
 
 def measure(model: str, args: argparse.Namespace, config: dict, threads: int) -> None:
-    from fidelity import bare_loop as importable_bare_loop, interleaved as importable_interleaved
+    from fidelity import bare_loop as importable_bare_loop
+    from fidelity import interleaved as importable_interleaved
 
-    spec = benchmark.ThroughputSpec(
+    spec = throughput.ThroughputSpec(
         model=model,
         device="cpu",
         runtime="mxnet",
@@ -113,14 +116,15 @@ def measure(model: str, args: argparse.Namespace, config: dict, threads: int) ->
         batch_size=args.batch,
         machine="fidelity",
         threads=threads,
-        budget=dlconfig.measure_settings(config, model),
-        noise=dlconfig.noise_settings(config),
+        variant_dir="",
+        budget=dlconfig.budget(config, model),
+        noise=dlconfig.noise_policy(config),
     )
     ratios = []
     for pair in range(args.pairs):
-        record = benchmark.run_throughput(spec)
+        record = throughput.run_throughput(spec)
         seconds = record.measure_seconds / max(record.processes, 1)
-        bare = runner.run_isolated(importable_bare_loop, (model, args.batch, threads, max(seconds, args.seconds)))
+        bare = launchers.run_isolated(importable_bare_loop, (model, args.batch, threads, max(seconds, args.seconds)))
         assert bare.value is not None, bare.error
         ratio = record.throughput / bare.value["throughput"]
         ratios.append(ratio)
@@ -133,7 +137,7 @@ def measure(model: str, args: argparse.Namespace, config: dict, threads: int) ->
         )
     inner = []
     for run in range(args.interleaved):
-        inter = runner.run_isolated(importable_interleaved, (model, args.batch, threads, 12, 5))
+        inter = launchers.run_isolated(importable_interleaved, (model, args.batch, threads, 12, 5))
         assert inter.value is not None, inter.error
         inner.append(inter.value["dlmark"] / inter.value["bare"])
         print(

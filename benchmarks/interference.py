@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlmark import compare
+from dlmark.results import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -102,7 +102,7 @@ def main() -> None:
               f"(max {noisy['off'].max():.0%})")
     ok = measured[measured["status"] == "ok"]
     print(f"ok rows: median {ok['off'].median():.1%} away from the quiet run (max {ok['off'].max():.1%})")
-    # The quiet run drifts too (dlmark.drift): a row whose interval holds the quiet row's, or the
+    # The quiet run drifts too (dlmark.measure.drift): a row whose interval holds the quiet row's, or the
     # other way round, does not claim anything the quiet run contradicts.
     apart = compare.intervals_apart(wrong, "", "_quiet")
     print(f"silently wrong rows (ok but > 10% away from the quiet run): {len(wrong)} of {len(measured)} "

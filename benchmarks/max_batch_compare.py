@@ -24,7 +24,8 @@ from typing import Callable
 
 import yaml
 
-from dlmark import config as dlconfig, maxbatch
+from dlmark import config as dlconfig
+from dlmark.scenarios import maxbatch
 
 
 def find_max_batch_doubling(
@@ -76,12 +77,12 @@ def main() -> None:
     for model in args.models or config["models"]:
         limit = dlconfig.memory_limit_mb(config, model)
         spec = maxbatch.SearchSpec(
-            model=model, device="cpu", runtime="mxnet", precision="float32", machine="bench",
-            threads=threads, memory_limit_mb=limit, **settings,
+            model=model, device="cpu", runtime="mxnet", precision="float32", threads=threads, variant_dir="",
+            machine="bench", memory_limit_mb=limit, **settings,
         )
         record = maxbatch.run_search(spec)
         shipped = (record.max_batch_size, record.trials, record.search_seconds)
-        trial = maxbatch.isolated_trial(model, "cpu", threads, limit)
+        trial = maxbatch.isolated_trial(spec.measured(), limit)
         started = time.monotonic()
         alone = maxbatch.find_max_batch(
             trial, limit, upper_bound=settings["upper_bound"], probe=settings["probe"], step=settings["step"]

@@ -9,7 +9,7 @@ Prints, over what both runs trusted:
 - memory: |a - b| in MiB of every row's peak memory, and of its baseline;
 - absolute throughput: |a - b| / mean(a, b), how often the tables' 95%
   intervals overlap, and how often the processes' own intervals (the raw
-  files', without the machine's drift; see dlmark.drift) overlap.
+  files', without the machine's drift; see dlmark.measure.drift) overlap.
 `make bench-repeat` produces the two tables by running the default config
 twice in scratch folders.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlmark import compare, results
+from dlmark.results import compare, tables
 
 KEYS = ["machine", "device", "runtime", "precision", "model", "batch_size"]
 
@@ -35,7 +35,7 @@ def overlap(a: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
 def processes_only(csv: str) -> pd.DataFrame:
     """The rows with the intervals their raw files hold: the processes' alone."""
     paths = sorted(Path(csv).parent.glob("raw/*/throughput/**/*.json"))
-    return results.table((results.read_record(p) for p in paths), results.THROUGHPUT_COLUMNS)
+    return tables.table((tables.read_record(p) for p in paths), tables.THROUGHPUT_COLUMNS)
 
 
 def ratios(first: str, second: str, name: str, keys: list[str]) -> None:

@@ -1,11 +1,13 @@
-"""The `dlmark` command: helpers around the workflow's results."""
+"""The `dlmark` command: helpers around the workflow's tables."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from dlmark import compare, models, results, runtimes
+from dlmark import models, runtimes
+from dlmark.results import compare, tables
+from dlmark.results.status import NOISY, STATUSES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         "what measures one again); with --files, the points' own files. Measure them again with: "
         "snakemake --cores 1 --resources gpu=1 --forcerun $(dlmark points --status noisy)",
     )
-    pts.add_argument("--status", nargs="+", default=["noisy"], choices=["ok", "noisy", "out_of_memory", "error"])
+    pts.add_argument("--status", nargs="+", default=[NOISY], choices=list(STATUSES))
     pts.add_argument("--results", default="results", help="the results folder (default results)")
     pts.add_argument("--machine", help="only this machine label")
     pts.add_argument("--files", action="store_true", help="print the points' own result files instead")
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{runtime + '/' + precision:22s} {where:8s} {'not installed' if missing else 'installed'}")
         return 0
     if args.command == "points":
-        listed = results.raw_points if args.files else results.rerun_targets
+        listed = tables.raw_points if args.files else tables.rerun_targets
         for path in listed(args.results, args.status, args.machine):
             print(path)
         return 0

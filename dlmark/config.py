@@ -16,9 +16,8 @@ import jsonschema
 import yaml
 
 from dlmark import hardware, models, runtimes
-from dlmark.interference import NoisePolicy
-from dlmark.timing import Budget
-
+from dlmark.measure.interference import NoisePolicy
+from dlmark.measure.timing import Budget
 
 
 class ConfigError(ValueError):
@@ -119,7 +118,17 @@ def semantic_problems(config: dict[str, Any], gpus: list[tuple[int, int]] | None
         for variant in listed:
             for problem in runtimes.problems(variant.get("runtime"), variant.get("precision"), present, capabilities):
                 problems.append(f"config {where}: {problem}")
-    return problems
+    return problems + thread_problems(config)
+
+
+def thread_problems(config: dict[str, Any]) -> list[str]:
+    """More framework threads than logical CPUs would time the scheduler, not the model."""
+    requested = int(config.get("cpu_threads") or 0)
+    try:
+        hardware.resolve_threads(requested)
+    except ValueError as exc:
+        return [f"config cpu_threads: {exc}"]
+    return []
 
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -185,7 +194,16 @@ def measure_settings(config: dict[str, Any], model: str) -> dict[str, float]:
 
 def noise_settings(config: dict[str, Any]) -> dict[str, float]:
     """When a measurement counts as disturbed, and how often to measure it again."""
-    return asdict(NoisePolicy(**{**section_defaults("noise"), **(config.get("noise") or {})}))
+    return asdict(noise_policy(config))
+
+
+def budget(config: dict[str, Any], model: str) -> Budget:
+    """`measure_settings`, typed: what a job's params hold as a dict, its spec holds as this."""
+    return Budget(**measure_settings(config, model))
+
+
+def noise_policy(config: dict[str, Any]) -> NoisePolicy:
+    return NoisePolicy(**{**section_defaults("noise"), **(config.get("noise") or {})})
 
 
 def memory_limit_mb(config: dict[str, Any], model: str) -> float:

@@ -16,7 +16,7 @@ from importlib import metadata
 
 import psutil
 
-from dlmark.memory import MB
+from dlmark.measure.memory import MB
 
 CPU_FLAGS_THAT_MATTER = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8")
 DEVICE_PATTERN = r"cpu|gpu[0-9]+"
@@ -56,7 +56,15 @@ def resolve_threads(requested: int) -> int:
 
     Resolved inside the job, not when Snakemake plans the run: on a cluster
     the planning host (a login node) and the node that measures differ.
+    More threads than logical CPUs is refused: they would take turns on the
+    cores, and the benchmark would time the scheduler.
     """
+    logical = os.cpu_count() or 1
+    if requested > logical:
+        raise ValueError(
+            f"{requested} threads asked, but this machine has {logical} logical CPUs; "
+            f"use at most {logical}, or 0 for all its physical cores ({physical_cores()})"
+        )
     return requested or physical_cores()
 
 
@@ -158,7 +166,7 @@ def host_facts() -> dict[str, object]:
         "python": platform.python_version(),
         "packages": {
             name: package_version(name)
-            for name in ("mxnet", "numpy", "onnxruntime", "onnx", "snakemake")
+            for name in ("mxnet", "numpy", "onnxruntime", "onnxruntime-gpu", "onnx", "torch", "snakemake")
         },
         "gpus": gpu_names(),
         # On a cluster: the batch job that measured, to find its log and node.

@@ -8,7 +8,7 @@ A job script is a child of the Snakemake process that runs it. If that
 process dies hard (kill -9, the OOM killer, a lost session), nothing would
 stop the job, and its measurement would go on loading the machine while the
 next run starts: so the job asks the kernel to kill it with its parent, and
-the measurement processes it starts do the same (`runner.die_with_parent`).
+the measurement processes it starts do the same (`launchers.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 def start(log_path: str | Path) -> None:
     """Call first in a job script: log everything, and die with Snakemake."""
-    from dlmark.runner import die_with_parent
+    from dlmark.measure.child import die_with_parent
 
     die_with_parent()
     redirect(log_path)

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dlmark import models, results, runtimes
+from dlmark import models, runtimes
+from dlmark.results import tables
 from dlmark.runtimes import WEIGHTS_SEED, Predict, VariantSpec  # noqa: F401  (the variant API)
 
 GATE_BATCH = 4
@@ -68,7 +69,7 @@ def prepare(spec: VariantSpec) -> dict[str, Any]:
     calibration = backend.prepare(spec, defined)
     gate = check_gate(expected, backend.load(spec)(batch), spec.precision)
     gate.update(against=GATE_AGAINST, calibration=calibration, settings=asdict(spec))
-    results.write_json(out / "gate.json", gate)
+    tables.write_json(out / "gate.json", gate)
     return gate
 
 

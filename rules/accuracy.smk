@@ -8,7 +8,7 @@ rule fetch_weights:
     output:
         WEIGHTS,
     log:
-        "logs/fetch_weights/{model}-{short_sha1}.log",
+        job_log("fetch_weights/{model}-{short_sha1}"),
     conda:
         "../environment.yml"
     params:
@@ -27,7 +27,7 @@ rule accuracy:
     output:
         ACCURACY,
     log:
-        f"logs/{MACHINE}/accuracy/{{runtime}}-{{precision}}/{{model}}.log",
+        machine_log("accuracy/{runtime}-{precision}/{model}"),
     conda:
         "../environment.yml"
     threads: dlconfig.cpu_threads(config)

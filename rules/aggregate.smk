@@ -12,12 +12,12 @@ rule aggregate_throughput:
         throughput_results() + other_machines("throughput"),
     output:
         report(
-            "results/throughput.csv",
+            TABLES["throughput"],
             caption="../report/throughput_table.rst",
             category="Tables",
         ),
     log:
-        "logs/aggregate_throughput.log",
+        job_log("aggregate_throughput"),
     conda:
         "../environment.yml"
     script:
@@ -27,21 +27,21 @@ rule aggregate_throughput:
 rule aggregate_comparisons:
     """Speed-ups and curve shapes, each a ratio taken within the rounds that measured both points."""
     input:
-        table="results/throughput.csv",
+        table=TABLES["throughput"],
         points=throughput_results() + other_machines("throughput"),
     output:
         speedup=report(
-            "results/speedup.csv",
+            TABLES["speedup"],
             caption="../report/speedup_table.rst",
             category="Tables",
         ),
         scaling=report(
-            "results/scaling.csv",
+            TABLES["scaling"],
             caption="../report/scaling_table.rst",
             category="Tables",
         ),
     log:
-        "logs/aggregate_comparisons.log",
+        job_log("aggregate_comparisons"),
     conda:
         "../environment.yml"
     script:
@@ -54,12 +54,12 @@ rule aggregate_max_batch:
         max_batch_results() + other_machines("max_batch"),
     output:
         report(
-            "results/max_batch_size.csv",
+            TABLES["max_batch_size"],
             caption="../report/max_batch_table.rst",
             category="Tables",
         ),
     log:
-        "logs/aggregate_max_batch.log",
+        job_log("aggregate_max_batch"),
     conda:
         "../environment.yml"
     script:
@@ -72,12 +72,12 @@ rule aggregate_accuracy:
         accuracy_results() + other_machines("accuracy"),
     output:
         report(
-            "results/accuracy.csv",
+            TABLES["accuracy"],
             caption="../report/accuracy_table.rst",
             category="Tables",
         ),
     log:
-        "logs/aggregate_accuracy.log",
+        job_log("aggregate_accuracy"),
     conda:
         "../environment.yml"
     params:

@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 import dlmark.config as dlconfig
-import dlmark.results as dlresults
+import dlmark.results.tables as dlresults
 
 # Friendly checks first (every problem, with its fix), then Snakemake's own
 # validation, which also fills in the schema's defaults.
@@ -38,6 +38,34 @@ THROUGHPUT = (
 # A model's points on a device, measured together in interleaved rounds (one job).
 ROUNDS = f"{RAW}/rounds/{{device}}/{{model}}.json"
 ACCURACY = f"{RAW}/accuracy/{{runtime}}-{{precision}}/{{model}}.json"
+# The tables and figures every run makes, and where each job logs.
+TABLES = {
+    name: f"results/{name}.csv"
+    for name in ("throughput", "max_batch_size", "accuracy", "speedup", "scaling")
+}
+FIGURES = (
+    "throughput_vs_batch_size",
+    "memory_vs_batch_size",
+    "max_batch_size",
+    "throughput_vs_accuracy",
+    "throughput_vs_device",
+    "speedup",
+)
+ENVIRONMENT = "results/environment.json"
+
+
+def figure(name, kind="png"):
+    return f"results/figures/{name}.{kind}"
+
+
+def job_log(name):
+    return f"logs/{name}.log"
+
+
+def machine_log(name):
+    """A measuring job's log, under its machine's label like its result."""
+    return job_log(f"{MACHINE}/{name}")
+
 
 # Benchmarks must never overlap: two at once would each time the other's
 # load. Every benchmark job takes a slot of this resource, and on one machine
@@ -53,7 +81,6 @@ def _alternatives(values):
 
 
 wildcard_constraints:
-    machine=_alternatives([MACHINE]),
     device=_alternatives(config["devices"]),
     runtime=_alternatives({r for r, _ in dlconfig.all_variants(config)}),
     precision=_alternatives({p for _, p in dlconfig.all_variants(config)}),
@@ -100,20 +127,7 @@ def max_batch_results():
 
 
 def final_outputs():
-    return [
-        "results/throughput.csv",
-        "results/max_batch_size.csv",
-        "results/figures/throughput_vs_batch_size.png",
-        "results/figures/memory_vs_batch_size.png",
-        "results/figures/max_batch_size.png",
-        "results/accuracy.csv",
-        "results/figures/throughput_vs_accuracy.png",
-        "results/figures/throughput_vs_device.png",
-        "results/speedup.csv",
-        "results/scaling.csv",
-        "results/figures/speedup.png",
-        "results/environment.json",
-    ]
+    return [*TABLES.values(), *(figure(name) for name in FIGURES), ENVIRONMENT]
 
 
 def accuracy_results():
@@ -184,6 +198,4 @@ def variant_weights(wildcards):
 
 def run_summary():
     """What the end of a run says about noisy or failed points."""
-    from dlmark import results
-
-    return results.run_summary("results", MACHINE)
+    return dlresults.run_summary("results", MACHINE)

@@ -6,13 +6,13 @@ localrules:
 rule environment:
     """What the run ran on: host, devices, software, workflow commit, config."""
     input:
-        throughput="results/throughput.csv",
-        max_batch="results/max_batch_size.csv",
-        accuracy="results/accuracy.csv",
+        throughput=TABLES["throughput"],
+        max_batch=TABLES["max_batch_size"],
+        accuracy=TABLES["accuracy"],
     output:
-        "results/environment.json",
+        ENVIRONMENT,
     log:
-        "logs/environment.log",
+        job_log("environment"),
     conda:
         "../environment.yml"
     params:

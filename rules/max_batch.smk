@@ -5,7 +5,7 @@ rule max_batch:
     output:
         MAX_BATCH,
     log:
-        f"logs/{MACHINE}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.log",
+        machine_log("max_batch/{device}/{runtime}-{precision}/{model}"),
     conda:
         "../environment.yml"
     threads: dlconfig.cpu_threads(config)

@@ -11,16 +11,16 @@ localrules:
 rule plot_throughput:
     """Throughput against batch size, one panel per model, memory on the side."""
     input:
-        "results/throughput.csv",
+        TABLES["throughput"],
     output:
         png=report(
-            "results/figures/throughput_vs_batch_size.png",
+            figure("throughput_vs_batch_size"),
             caption="../report/throughput_vs_batch_size.rst",
             category="Throughput",
         ),
-        svg="results/figures/throughput_vs_batch_size.svg",
+        svg=figure("throughput_vs_batch_size", "svg"),
     log:
-        "logs/plot_throughput.log",
+        job_log("plot_throughput"),
     conda:
         "../environment.yml"
     script:
@@ -30,16 +30,16 @@ rule plot_throughput:
 rule plot_memory:
     """Peak memory against batch size, all models on one set of axes."""
     input:
-        "results/throughput.csv",
+        TABLES["throughput"],
     output:
         png=report(
-            "results/figures/memory_vs_batch_size.png",
+            figure("memory_vs_batch_size"),
             caption="../report/memory_vs_batch_size.rst",
             category="Memory",
         ),
-        svg="results/figures/memory_vs_batch_size.svg",
+        svg=figure("memory_vs_batch_size", "svg"),
     log:
-        "logs/plot_memory.log",
+        job_log("plot_memory"),
     conda:
         "../environment.yml"
     script:
@@ -49,16 +49,16 @@ rule plot_memory:
 rule plot_max_batch:
     """Largest batch size per model, devices side by side."""
     input:
-        "results/max_batch_size.csv",
+        TABLES["max_batch_size"],
     output:
         png=report(
-            "results/figures/max_batch_size.png",
+            figure("max_batch_size"),
             caption="../report/max_batch_size.rst",
             category="Memory",
         ),
-        svg="results/figures/max_batch_size.svg",
+        svg=figure("max_batch_size", "svg"),
     log:
-        "logs/plot_max_batch.log",
+        job_log("plot_max_batch"),
     conda:
         "../environment.yml"
     script:
@@ -68,17 +68,17 @@ rule plot_max_batch:
 rule plot_throughput_vs_accuracy:
     """Top-1 accuracy against throughput, Pareto frontier drawn."""
     input:
-        throughput="results/throughput.csv",
-        accuracy="results/accuracy.csv",
+        throughput=TABLES["throughput"],
+        accuracy=TABLES["accuracy"],
     output:
         png=report(
-            "results/figures/throughput_vs_accuracy.png",
+            figure("throughput_vs_accuracy"),
             caption="../report/throughput_vs_accuracy.rst",
             category="Accuracy",
         ),
-        svg="results/figures/throughput_vs_accuracy.svg",
+        svg=figure("throughput_vs_accuracy", "svg"),
     log:
-        "logs/plot_throughput_vs_accuracy.log",
+        job_log("plot_throughput_vs_accuracy"),
     conda:
         "../environment.yml"
     params:
@@ -90,16 +90,16 @@ rule plot_throughput_vs_accuracy:
 rule plot_throughput_vs_device:
     """Throughput per model and batch size, devices and machines side by side."""
     input:
-        "results/throughput.csv",
+        TABLES["throughput"],
     output:
         png=report(
-            "results/figures/throughput_vs_device.png",
+            figure("throughput_vs_device"),
             caption="../report/throughput_vs_device.rst",
             category="Throughput",
         ),
-        svg="results/figures/throughput_vs_device.svg",
+        svg=figure("throughput_vs_device", "svg"),
     log:
-        "logs/plot_throughput_vs_device.log",
+        job_log("plot_throughput_vs_device"),
     conda:
         "../environment.yml"
     script:
@@ -109,17 +109,17 @@ rule plot_throughput_vs_device:
 rule plot_speedup:
     """Speed-up of each runtime/precision over mxnet/float32."""
     input:
-        speedup="results/speedup.csv",
-        throughput="results/throughput.csv",
+        speedup=TABLES["speedup"],
+        throughput=TABLES["throughput"],
     output:
         png=report(
-            "results/figures/speedup.png",
+            figure("speedup"),
             caption="../report/speedup.rst",
             category="Throughput",
         ),
-        svg="results/figures/speedup.svg",
+        svg=figure("speedup", "svg"),
     log:
-        "logs/plot_speedup.log",
+        job_log("plot_speedup"),
     conda:
         "../environment.yml"
     params:

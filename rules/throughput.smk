@@ -14,7 +14,7 @@ rule throughput:
     output:
         ROUNDS,
     log:
-        f"logs/{MACHINE}/throughput/{{device}}/{{model}}.log",
+        machine_log("throughput/{device}/{model}"),
     conda:
         "../environment.yml"
     threads: dlconfig.cpu_threads(config)
@@ -39,7 +39,7 @@ rule throughput_point:
     output:
         THROUGHPUT,
     log:
-        f"logs/{MACHINE}/throughput_point/{{device}}/{{runtime}}-{{precision}}/{{model}}/bs{{batch}}.log",
+        machine_log("throughput_point/{device}/{runtime}-{precision}/{model}/bs{batch}"),
     run:
         dlresults.write_point(
             input[0],

@@ -5,7 +5,7 @@ rule prepare_variant:
     output:
         GATE,
     log:
-        "logs/prepare_variant/{model}/{runtime}-{precision}.log",
+        job_log("prepare_variant/{model}/{runtime}-{precision}"),
     conda:
         "../environment.yml"
     threads: dlconfig.cpu_threads(config)

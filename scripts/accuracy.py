@@ -2,16 +2,16 @@
 
 from pathlib import Path
 
-from dlmark import accuracy, hardware, joblog, results
+from dlmark import joblog, specs
+from dlmark.results import tables
+from dlmark.scenarios import accuracy
 
 joblog.start(snakemake.log[0])
-w = snakemake.wildcards
-data = snakemake.params.imagenet
+params = snakemake.params
+data = params.imagenet
 spec = accuracy.AccuracySpec(
-    model=w.model,
-    runtime=w.runtime,
-    precision=w.precision,
-    machine=snakemake.params.machine,
+    **specs.from_job(snakemake.wildcards, params.threads, str(Path(snakemake.input.gate).parent), device="cpu"),
+    machine=params.machine,
     params_file=snakemake.input.weights,
     val_dir=data["val_dir"],
     labels_file=data["labels_file"],
@@ -19,7 +19,5 @@ spec = accuracy.AccuracySpec(
     images_per_class=data["images_per_class"],
     batch_size=data["batch_size"],
     workers=data["workers"],
-    threads=hardware.resolve_threads(snakemake.params.threads),
-    variant_dir=str(Path(snakemake.input.gate).parent),
 )
-results.write_json(snakemake.output[0], accuracy.run_accuracy(spec))
+tables.write_json(snakemake.output[0], accuracy.run_accuracy(spec))

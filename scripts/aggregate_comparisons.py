@@ -2,10 +2,11 @@
 
 import pandas as pd
 
-from dlmark import joblog, results
+from dlmark import joblog
+from dlmark.results import tables
 
 joblog.start(snakemake.log[0])
-tables = results.comparison_tables(snakemake.input.points, pd.read_csv(snakemake.input.table))
-for name, frame in tables.items():
-    results.write_csv(snakemake.output[name], frame)
+ratios = tables.comparison_tables(snakemake.input.points, pd.read_csv(snakemake.input.table))
+for name, frame in ratios.items():
+    tables.write_csv(snakemake.output[name], frame)
     print(f"{len(frame)} {name} ratios -> {snakemake.output[name]}")

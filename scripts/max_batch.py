@@ -2,19 +2,16 @@
 
 from pathlib import Path
 
-from dlmark import hardware, joblog, maxbatch, results
+from dlmark import joblog, specs
+from dlmark.results import tables
+from dlmark.scenarios import maxbatch
 
 joblog.start(snakemake.log[0])
-w = snakemake.wildcards
+params = snakemake.params
 spec = maxbatch.SearchSpec(
-    model=w.model,
-    device=w.device,
-    runtime=w.runtime,
-    precision=w.precision,
-    machine=snakemake.params.machine,
-    threads=hardware.resolve_threads(snakemake.params.threads),
-    memory_limit_mb=snakemake.params.memory_limit_mb,
-    variant_dir=str(Path(snakemake.input.gate).parent),
-    **snakemake.params.search,
+    **specs.from_job(snakemake.wildcards, params.threads, str(Path(snakemake.input.gate).parent)),
+    machine=params.machine,
+    memory_limit_mb=params.memory_limit_mb,
+    **params.search,
 )
-results.write_json(snakemake.output[0], maxbatch.run_search(spec))
+tables.write_json(snakemake.output[0], maxbatch.run_search(spec))

@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from dlmark import joblog, plotting
+from dlmark import joblog
+from dlmark.results import plotting
 
 joblog.start(snakemake.log[0])
 figure = plotting.memory_vs_batch_size(pd.read_csv(snakemake.input[0]))

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from dlmark import hardware, joblog, variants
-from dlmark.child import limit_threads
+from dlmark.measure.child import limit_threads
 
 joblog.start(snakemake.log[0])
 w = snakemake.wildcards

@@ -2,29 +2,30 @@
 
 from pathlib import Path
 
-from dlmark import benchmark, hardware, joblog, records, results
+from dlmark import joblog, specs
+from dlmark.measure.interference import NoisePolicy
+from dlmark.measure.timing import Budget
+from dlmark.results import records, tables
+from dlmark.scenarios import throughput
 
 joblog.start(snakemake.log[0])
-w = snakemake.wildcards
+params = snakemake.params
 gates = {Path(g).parent.name: str(Path(g).parent) for g in snakemake.input.gates}  # by runtime-precision
-specs = [
-    benchmark.ThroughputSpec(
-        model=w.model,
-        device=w.device,
-        runtime=runtime,
-        precision=precision,
+points = [
+    throughput.ThroughputSpec(
+        **specs.from_job(
+            snakemake.wildcards, params.threads, gates[f"{runtime}-{precision}"], runtime=runtime, precision=precision
+        ),
         batch_size=batch,
-        machine=snakemake.params.machine,
-        threads=hardware.resolve_threads(snakemake.params.threads),
-        budget=snakemake.params.budget,
-        noise=snakemake.params.noise,
-        memory_limit_mb=snakemake.params.memory_limit_mb,
-        variant_dir=gates[f"{runtime}-{precision}"],
+        machine=params.machine,
+        budget=Budget(**params.budget),
+        noise=NoisePolicy(**params.noise),
+        memory_limit_mb=params.memory_limit_mb,
     )
-    for runtime, precision, batch in snakemake.params.points
+    for runtime, precision, batch in params.points
 ]
 max_batches = {}
 for path in snakemake.input.max_batch:
-    record = results.read_record(path, records.MaxBatchRecord)
+    record = tables.read_record(path, records.MaxBatchRecord)
     max_batches[record["runtime"], record["precision"]] = record
-results.write_rounds(snakemake.output[0], benchmark.throughput_points(specs, max_batches))
+tables.write_rounds(snakemake.output[0], throughput.throughput_points(points, max_batches))

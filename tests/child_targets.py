@@ -1,4 +1,4 @@
-"""Functions the runner tests execute in a child process (importable by name)."""
+"""Functions the launcher tests execute in a child process (importable by name)."""
 
 import os
 import signal
@@ -50,14 +50,14 @@ def measure_then_crash(job):
     """
     from pathlib import Path
 
-    from dlmark import benchmark
+    from dlmark.scenarios import throughput
 
     counter = Path(os.environ["DLMARK_TEST_COUNTER"])
     runs = int(counter.read_text()) if counter.exists() else 0
     counter.write_text(str(runs + 1))
     if runs >= 1:
         os.kill(os.getpid(), signal.SIGSEGV)
-    return benchmark.measure_rounds(job)
+    return throughput.measure_rounds(job)
 
 
 def report_pid_and_wait(pid_file):
@@ -115,7 +115,7 @@ def map_file_and_allocate(arg):
     """
     import mmap
 
-    from dlmark import memory
+    from dlmark.measure import memory
 
     global MAPPED
     path, megabytes = arg

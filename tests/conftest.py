@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from dlmark.specs import Measured
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 RESULT_TABLES = ("throughput.csv", "max_batch_size.csv", "accuracy.csv")
@@ -40,6 +42,12 @@ TINY_CONFIG = {
         "max_processes": 3,
     },
 }
+
+
+def measured(model: str, runtime: str = "mxnet", precision: str = "float32", **rest) -> Measured:
+    """What a test measures: the reference on the CPU, one thread, unless it says otherwise."""
+    return Measured(**{"model": model, "runtime": runtime, "precision": precision, "device": "cpu", "threads": 1,
+                       "variant_dir": "", **rest})
 
 
 def write_config(workdir: Path, config: dict) -> None:

@@ -2,14 +2,15 @@
 
 import hashlib
 
+import imagenet_data as data
 import mxnet as mx
 import pandas as pd
 import pytest
+from conftest import publish, snakemake, write_config
 from PIL import Image
 
-import imagenet_data as data
-from conftest import publish, snakemake, write_config
-from dlmark import accuracy, imagenet, models
+from dlmark import imagenet, models
+from dlmark.scenarios import accuracy
 
 MODEL = "mobilenet0.25"
 

@@ -4,7 +4,8 @@ import psutil
 import pytest
 import yaml
 
-from dlmark import config as dlconfig, hardware, runtimes
+from dlmark import config as dlconfig
+from dlmark import hardware, runtimes
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = dlconfig.load_schema(ROOT / "schemas/config.schema.yaml")
@@ -177,4 +178,16 @@ def test_per_model_variants():
 
 def test_zero_threads_means_every_physical_core_of_the_machine_that_runs_the_job():
     assert hardware.resolve_threads(0) == psutil.cpu_count(logical=False)
-    assert hardware.resolve_threads(3) == 3
+    assert hardware.resolve_threads(1) == 1
+
+
+def test_more_threads_than_logical_cpus_are_refused_naming_the_count():
+    logical = psutil.cpu_count(logical=True)
+    assert hardware.resolve_threads(logical) == logical
+    config = shipped()
+    config["cpu_threads"] = 100000
+    message = problems_of(config)
+    assert f"config cpu_threads: 100000 threads asked, but this machine has {logical} logical CPUs" in message
+    assert f"use at most {logical}" in message
+    with pytest.raises(ValueError, match="logical CPUs"):
+        hardware.resolve_threads(logical + 1)  # in the job too: a cluster's node may differ from the login node

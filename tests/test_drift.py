@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlmark import drift
-from dlmark.records import ThroughputRecord
+from dlmark.measure import drift
+from dlmark.results.records import ThroughputRecord
 
 
 def records(machine, device, bandwidths):
@@ -79,7 +79,7 @@ def test_open_intervals_stay_open_and_failed_rows_stay_empty():
 
 
 def test_a_row_measured_on_a_slowed_machine_is_noisy_and_listed_for_remeasuring(tmp_path):
-    from dlmark import results
+    from dlmark.results import tables
 
     bandwidths = [40.0, 40.4, 39.6, 40.2, 39.8, 40.1, 39.9, 40.3, 0.7 * 40.0, 0.9 * 40.0]
     frame = rows("vm", "cpu", bandwidths)
@@ -98,7 +98,7 @@ def test_a_row_measured_on_a_slowed_machine_is_noisy_and_listed_for_remeasuring(
             throughput_ci95_low=98.0, throughput_ci95_high=102.0, iterations=5, peak_memory_mb=1.0,
             memory_bandwidth_gbs=b,
         )
-        results.write_json(tmp_path / "raw/vm/throughput/cpu/mxnet-float32/m" / f"bs{i + 1}.json", record)
-    listed = results.raw_points(tmp_path, ["noisy"], "vm")
+        tables.write_json(tmp_path / "raw/vm/throughput/cpu/mxnet-float32/m" / f"bs{i + 1}.json", record)
+    listed = tables.raw_points(tmp_path, ["noisy"], "vm")
     assert [p.name for p in listed] == ["bs9.json"]
-    assert len(results.raw_points(tmp_path, ["ok"], "vm")) == 8
+    assert len(tables.raw_points(tmp_path, ["ok"], "vm")) == 8

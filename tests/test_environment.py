@@ -1,8 +1,8 @@
 """The pins users install from (pip or conda) must be one and the same set."""
 
+import tomllib
 from pathlib import Path
 
-import tomllib
 import yaml
 from packaging.requirements import Requirement
 

@@ -1,9 +1,10 @@
+import imagenet_data as data
 import numpy as np
 import pytest
 from PIL import Image
 
-import imagenet_data as data
-from dlmark import accuracy, imagenet
+from dlmark import imagenet
+from dlmark.scenarios import accuracy
 
 
 def test_both_layouts_give_the_same_samples(tmp_path):

@@ -11,10 +11,13 @@ import subprocess
 import sys
 import time
 
+import child_targets
 import pytest
 
-import child_targets
-from dlmark import benchmark, config, interference
+from dlmark import config
+from dlmark.measure import interference
+from dlmark.measure.timing import Budget
+from dlmark.scenarios import throughput
 
 MODEL = "mobilenet0.25"
 CPUS = os.cpu_count() or 1
@@ -25,9 +28,10 @@ BUDGET = dict(
 )
 
 
-def spec(threads: int = CPUS, **noise) -> benchmark.ThroughputSpec:
-    return benchmark.ThroughputSpec(
-        MODEL, "cpu", "mxnet", "float32", 2, "ci", threads, BUDGET, {**POLICY, **noise}
+def spec(threads: int = CPUS, **noise) -> throughput.ThroughputSpec:
+    return throughput.ThroughputSpec(
+        model=MODEL, device="cpu", runtime="mxnet", precision="float32", threads=threads, variant_dir="",
+        batch_size=2, machine="ci", budget=Budget(**BUDGET), noise=interference.NoisePolicy(**{**POLICY, **noise}),
     )
 
 
@@ -95,26 +99,26 @@ def test_quiet_machine_gives_ok_from_several_processes():
     # bursts (13% once during this test in a run of the suite, with nothing
     # else running), and a point waits such a burst out as a user's run does.
     shipped = config.section_defaults("noise")
-    record = benchmark.run_throughput(
+    record = throughput.run_throughput(
         spec(retries=shipped["retries"], quiet_wait_seconds=shipped["quiet_wait_seconds"])
     )
     assert record.status == "ok", record.disturbance
     assert record.processes == 2 and len(record.process_results) == 2
-    assert all(p["interference"]["disturbed"] is None for p in record.process_results)
+    assert all(p.disturbed is None for p in record.process_results)
     assert record.cpu_share >= POLICY["min_cpu_share"]
     assert record.throughput_ci95_low < record.throughput < record.throughput_ci95_high
-    per_process = sorted(p["throughput"] for p in record.process_results)
+    per_process = sorted(p.summary.throughput for p in record.process_results)
     # The interval spans the processes: it holds both of their means.
     assert record.throughput_ci95_low <= per_process[0] and per_process[-1] <= record.throughput_ci95_high
     # Each process was preceded by the drift canary; the row keeps their median.
-    canaries = sorted(p["memory_bandwidth_gbs"] for p in record.process_results)
+    canaries = sorted(p.memory_bandwidth_gbs for p in record.process_results)
     assert canaries[0] > 0 and record.memory_bandwidth_gbs == pytest.approx(sum(canaries) / 2)
 
 
 def test_busy_machine_throughout_gives_noisy_with_numbers_kept():
     busy = burners(CPUS, 120)
     try:
-        record = benchmark.run_throughput(spec())
+        record = throughput.run_throughput(spec())
     finally:
         stop(busy)
     assert record.status == "noisy"
@@ -129,19 +133,19 @@ def test_a_disturbed_process_waits_for_quiet_and_is_measured_again():
     # burners too), gone before the retry's wait for quiet ends.
     busy = burners(CPUS, 20)
     try:
-        record = benchmark.run_throughput(spec(retries=2, quiet_wait_seconds=30))
+        record = throughput.run_throughput(spec(retries=2, quiet_wait_seconds=30))
     finally:
         stop(busy)
     assert record.remeasured >= 1
     assert record.status == "ok", record.disturbance
-    assert all(p["interference"]["disturbed"] is None for p in record.process_results)
+    assert all(p.disturbed is None for p in record.process_results)
 
 
 def test_a_process_that_crashes_makes_an_error_row_keeping_the_finished_one(tmp_path, monkeypatch):
     monkeypatch.setenv("DLMARK_TEST_COUNTER", str(tmp_path / "count"))
-    record = benchmark.run_throughput(spec(), target=child_targets.measure_then_crash)
+    record = throughput.run_throughput(spec(), target=child_targets.measure_then_crash)
     assert record.status == "error"
     # A segfault in a process that loaded MXNet: its handler exits with 255 ("Segmentation fault: 11").
     assert ("SIGSEGV" in record.error or "status 255" in record.error) and "in timing process 2" in record.error
     assert record.throughput is None
-    assert record.processes == 1 and record.process_results[0]["throughput"] > 0
+    assert record.processes == 1 and record.process_results[0].summary.throughput > 0

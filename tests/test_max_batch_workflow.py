@@ -3,10 +3,13 @@
 import child_targets
 import pandas as pd
 import pytest
+from conftest import measured, snakemake, write_config
 from PIL import Image
 
-from conftest import snakemake, write_config
-from dlmark import benchmark, config, maxbatch, runner
+from dlmark import config
+from dlmark.measure import launchers
+from dlmark.scenarios import maxbatch, throughput
+from dlmark.specs import identity
 
 MODEL = "squeezenet1.1"  # about 7 MiB per image: boundaries far apart
 
@@ -15,7 +18,7 @@ MODEL = "squeezenet1.1"  # about 7 MiB per image: boundaries far apart
 def test_reported_max_batch_fits_and_the_next_does_not(tmp_path, tiny_config):
     # Put the limit halfway between the peaks of batch 20 and 21, so the
     # answer is well inside the search range and clear of run-to-run noise.
-    probe = maxbatch.isolated_trial(MODEL, "cpu", 1, memory_limit_mb=1e9)
+    probe = maxbatch.isolated_trial(measured(MODEL), memory_limit_mb=1e9)
     limit = (probe(20).peak_memory_mb + probe(21).peak_memory_mb) / 2
     tiny_config.update(models=[MODEL], batch_sizes=[1, 32], cpu_memory_limit_mb=limit)
     write_config(tmp_path, tiny_config)
@@ -28,36 +31,30 @@ def test_reported_max_batch_fits_and_the_next_does_not(tmp_path, tiny_config):
     assert row["memory_at_max_mb"] <= limit
     assert 2 <= row["trials"] <= 6
 
-    check = maxbatch.isolated_trial(MODEL, "cpu", 1, memory_limit_mb=limit)
+    check = maxbatch.isolated_trial(measured(MODEL), memory_limit_mb=limit)
     assert check(20).fits
     assert not check(21).fits
 
-    throughput = pd.read_csv(tmp_path / "results/throughput.csv").set_index("batch_size")
-    assert throughput.loc[1, "status"] == "ok"
-    assert throughput.loc[32, "status"] == "out_of_memory"
-    assert "not run" in throughput.loc[32, "error"]
+    points = pd.read_csv(tmp_path / "results/throughput.csv").set_index("batch_size")
+    assert points.loc[1, "status"] == "ok"
+    assert points.loc[32, "status"] == "out_of_memory"
+    assert "not run" in points.loc[32, "error"]
     with Image.open(tmp_path / "results/figures/max_batch_size.png") as image:
         image.verify()
 
 
-@pytest.mark.parametrize("ready", [runner.Prestarted, runner.Forker], ids=["prestarted", "forked"])
+@pytest.mark.parametrize("ready", [launchers.Prestarted, launchers.Forker], ids=["prestarted", "forked"])
 def test_a_killed_trial_counts_as_not_fitting(ready):
     spec = maxbatch.SearchSpec(
-        model="mobilenet0.25",
-        device="cpu",
-        runtime="mxnet",
-        precision="float32",
+        **identity(measured("mobilenet0.25")),
         machine="ci",
-        threads=1,
         memory_limit_mb=1000,
         **{**config.max_batch_settings({}), "upper_bound": 256},
     )
     # A CPU search starts each trial's process ahead; a GPU search forks its
     # trials from one warm process (the same path, run here on the CPU).
-    with ready(maxbatch.preload_trial, maxbatch.TrialSpec(spec.model, "cpu", 1, 1)) as starter:
-        trial = maxbatch.isolated_trial(
-            spec.model, "cpu", 1, 1000, target=child_targets.killed_above_16, run=starter.run
-        )
+    with ready(maxbatch.preload_trial, maxbatch.TrialSpec(**identity(spec), batch_size=1)) as starter:
+        trial = maxbatch.isolated_trial(spec.measured(), 1000, target=child_targets.killed_above_16, run=starter.run)
         record = maxbatch.run_search(spec, trial)
     assert record.status == "ok"
     assert record.max_batch_size == 16
@@ -66,14 +63,14 @@ def test_a_killed_trial_counts_as_not_fitting(ready):
 
 
 def test_batches_above_the_largest_are_recorded_without_running():
-    spec = benchmark.ThroughputSpec(
-        model="resnet18_v1", device="cpu", runtime="mxnet", precision="float32",
-        batch_size=64, machine="ci", threads=1,
+    spec = throughput.ThroughputSpec(
+        **identity(measured("resnet18_v1")), batch_size=64, machine="ci",
+        budget=config.budget({}, "resnet18_v1"), noise=config.noise_policy({}),
     )
     found = {"status": "ok", "max_batch_size": 40, "memory_limit_mb": 1024, "reached_upper_bound": False}
-    record = benchmark.skipped_over_max_batch(spec, found)
+    record = throughput.skipped_over_max_batch(spec, found)
     assert record.status == "out_of_memory"
     assert "above the largest batch that fits, 40, within 1024 MiB" in record.error
-    assert benchmark.skipped_over_max_batch(spec, found | {"max_batch_size": 64}) is None
+    assert throughput.skipped_over_max_batch(spec, found | {"max_batch_size": 64}) is None
     # A search that stopped at its upper bound proves nothing above it.
-    assert benchmark.skipped_over_max_batch(spec, found | {"reached_upper_bound": True}) is None
+    assert throughput.skipped_over_max_batch(spec, found | {"reached_upper_bound": True}) is None

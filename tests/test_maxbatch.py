@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from dlmark import config, maxbatch
+from dlmark import config
+from dlmark.scenarios import maxbatch
 
 
 def search(trial, **changes):

@@ -9,8 +9,10 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from dlmark import models, plotting, results, rounds
-from dlmark.records import MaxBatchRecord, ThroughputRecord
+from dlmark import models
+from dlmark.measure import timing
+from dlmark.results import plotting, rounds, tables
+from dlmark.results.records import MaxBatchRecord, ProcessResult, ThroughputRecord
 
 
 def rows():
@@ -67,10 +69,20 @@ def test_speedup_figure_says_which_device_lacks_the_reference():
     assert max(len(line) for line in text.get_text().splitlines()) <= 60  # wrapped, not cut off
 
 
+def process_result(generation, block_ms, batch):
+    """One timing process of a job whose every call took its block's mean latency."""
+    latencies = [ms / 1e3 for ms in block_ms for _ in range(3)]
+    return ProcessResult(
+        summary=timing.summarize(latencies, batch, 0.02), block_ms=block_ms, interference={"disturbed": None},
+        memory_bandwidth_gbs=None, process_peak_mb=None, launcher="forked", session="job", generation=generation,
+        began_at=0.0, process_seconds=1.0,
+    )
+
+
 def point_record(runtime, precision, batch, status, speed, drift_by_round):
     """A raw point timed in three processes of one job, whose blocks the machine's drift slowed alike."""
     blocks = [1e3 * batch / (speed * d) for d in drift_by_round] if status == "ok" else []
-    processes = [dict(generation=g, session="job", block_ms=blocks) for g in range(3)] if blocks else []
+    processes = [process_result(g, blocks, batch) for g in range(3)] if blocks else []
     throughput = batch / (sum(blocks) / len(blocks) / 1e3) if processes else None
     return ThroughputRecord(
         model="resnet18_v1", family="ResNet", device="cpu", device_name="CPU", machine="m", runtime=runtime,
@@ -89,10 +101,10 @@ def test_speedups_of_the_default_run_shape_come_from_the_largest_batch_where_bot
         records += [point_record(runtime, precision, b, "ok", 100.0 * factor, drift) for b in (16, 32)]
     paths = []
     for i, record in enumerate(records):
-        results.write_json(tmp_path / f"{i}.json", record)
+        tables.write_json(tmp_path / f"{i}.json", record)
         paths.append(tmp_path / f"{i}.json")
-    throughput = results.table((r.to_dict() for r in records), results.THROUGHPUT_COLUMNS)
-    speedups = results.comparison_tables(paths, throughput)["speedup"]
+    throughput = tables.table((r.to_dict() for r in records), tables.THROUGHPUT_COLUMNS)
+    speedups = tables.comparison_tables(paths, throughput)["speedup"]
     assert sorted(speedups["batch_size"]) == [16, 16]  # no reference at 32: nothing to pair there
     by_variant = speedups.set_index("precision")
     assert by_variant.loc["int8", "ratio"] == pytest.approx(3.0)
@@ -156,7 +168,7 @@ def test_importing_plotting_changes_no_matplotlib_setting():
     # _get reads a setting without resolving the backend (plain reads would pick one).
     code = (
         "import matplotlib; rc = matplotlib.rcParams; settings = lambda: {k: rc._get(k) for k in rc}; "
-        "before = settings(); import dlmark.plotting; after = settings(); "
+        "before = settings(); import dlmark.results.plotting; after = settings(); "
         "assert before == after, [k for k in before if before[k] != after[k]]; "
         "assert rc._get('backend') is matplotlib.rcsetup._auto_backend_sentinel"
     )
@@ -195,7 +207,7 @@ def test_whole_zoo_grid_keeps_its_title_and_legend_off_the_panels():
 
 
 def test_whole_zoo_accuracy_names_every_model_once_without_overlap():
-    accuracy = results.published_accuracy(list(models.zoo()))
+    accuracy = tables.published_accuracy(list(models.zoo()))
     measured = pd.concat([accuracy.assign(runtime=r, precision=p, source="measured")
                           for _, r, p, _ in VARIANTS[:3]])
     for table in (accuracy, measured):

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from dlmark import rounds, timing
+from dlmark.measure import timing
+from dlmark.results import rounds
 
 COMMON = dict(family="ResNet", device="cpu", device_name="CPU", machine="m", model="resnet18_v1")
 

@@ -4,24 +4,25 @@ import sys
 import time
 from pathlib import Path
 
+import child_targets
 import psutil
 import pytest
 
-import child_targets
-from dlmark import runner
+from dlmark.measure import launchers
+from dlmark.results import status
 
 
 def test_result_comes_back_from_the_child():
-    outcome = runner.run_isolated(child_targets.succeed, 42)
-    assert outcome.status == runner.OK
+    outcome = launchers.run_isolated(child_targets.succeed, 42)
+    assert outcome.status == status.OK
     assert outcome.value["echo"] == 42
 
 
 def test_the_child_reports_its_own_peak_memory_not_its_parents():
     parent = bytearray(300 * 2**20)  # getrusage would hand this size on to every child
     parent[:: 4096] = b"\1" * len(parent[:: 4096])
-    small = runner.run_isolated(child_targets.allocate, 1).value["child_peak_mb"]
-    large = runner.run_isolated(child_targets.allocate, 120).value["child_peak_mb"]
+    small = launchers.run_isolated(child_targets.allocate, 1).value["child_peak_mb"]
+    large = launchers.run_isolated(child_targets.allocate, 120).value["child_peak_mb"]
     assert small < 120 <= large < 300
 
 
@@ -29,7 +30,7 @@ def test_a_processs_memory_leaves_out_the_pages_of_files_it_maps(tmp_path):
     """The mapped file's 200 MiB are recorded beside the figure, not in it: only the 64 MiB allocated count."""
     library = tmp_path / "library.so"
     library.write_bytes(os.urandom(200 * 2**20))
-    value = runner.run_isolated(child_targets.map_file_and_allocate, (str(library), 64)).value
+    value = launchers.run_isolated(child_targets.map_file_and_allocate, (str(library), 64)).value
     resident = value["resident_set"]
     assert resident["file_mb"] >= 199  # every page of the mapping was resident
     assert resident["peak_mb"] >= value["baseline_mb"] + 64 + 199  # the whole resident set's peak has both
@@ -41,65 +42,65 @@ def test_the_memory_limit_counts_the_processs_own_memory_not_mapped_files(tmp_pa
     """300 MiB of mapped file pages under a 150 MiB limit: the process still fits."""
     library = tmp_path / "library.so"
     library.write_bytes(os.urandom(300 * 2**20))
-    outcome = runner.run_isolated(child_targets.map_file_and_allocate, (str(library), 20), memory_limit_mb=150)
-    assert outcome.status == runner.OK, outcome.error
+    outcome = launchers.run_isolated(child_targets.map_file_and_allocate, (str(library), 20), memory_limit_mb=150)
+    assert outcome.status == status.OK, outcome.error
     assert outcome.observed_peak_mb < 150
-    over = runner.run_isolated(child_targets.map_file_and_allocate, (str(library), 200), memory_limit_mb=150)
-    assert over.status == runner.OUT_OF_MEMORY
+    over = launchers.run_isolated(child_targets.map_file_and_allocate, (str(library), 200), memory_limit_mb=150)
+    assert over.status == status.OUT_OF_MEMORY
 
 
 def test_framework_oom_message_is_out_of_memory():
-    outcome = runner.run_isolated(child_targets.raise_oom, None)
-    assert outcome.status == runner.OUT_OF_MEMORY
+    outcome = launchers.run_isolated(child_targets.raise_oom, None)
+    assert outcome.status == status.OUT_OF_MEMORY
     assert "out of memory" in outcome.error
 
 
 def test_other_exception_is_error_with_its_message():
-    outcome = runner.run_isolated(child_targets.raise_error, None)
-    assert outcome.status == runner.ERROR
+    outcome = launchers.run_isolated(child_targets.raise_error, None)
+    assert outcome.status == status.ERROR
     assert "ValueError: bad weights file" in outcome.error
 
 
 def test_crash_is_recorded_not_raised():
-    outcome = runner.run_isolated(child_targets.segfault, None)
-    assert outcome.status == runner.ERROR
+    outcome = launchers.run_isolated(child_targets.segfault, None)
+    assert outcome.status == status.ERROR
     assert "SIGSEGV" in outcome.error
 
 
 def test_kill_counts_as_out_of_memory():
-    outcome = runner.run_isolated(child_targets.sigkill, None)
-    assert outcome.status == runner.OUT_OF_MEMORY
+    outcome = launchers.run_isolated(child_targets.sigkill, None)
+    assert outcome.status == status.OUT_OF_MEMORY
     assert "SIGKILL" in outcome.error
 
 
 def test_memory_limit_stops_the_child():
-    outcome = runner.run_isolated(child_targets.allocate, 400, memory_limit_mb=150)
-    assert outcome.status == runner.OUT_OF_MEMORY
+    outcome = launchers.run_isolated(child_targets.allocate, 400, memory_limit_mb=150)
+    assert outcome.status == status.OUT_OF_MEMORY
     assert "memory limit of 150 MiB" in outcome.error
     assert outcome.observed_peak_mb > 150
 
 
 def test_within_the_memory_limit_it_runs():
-    outcome = runner.run_isolated(child_targets.allocate, 50, memory_limit_mb=1000)
-    assert outcome.status == runner.OK
+    outcome = launchers.run_isolated(child_targets.allocate, 50, memory_limit_mb=1000)
+    assert outcome.status == status.OK
     assert outcome.value["held_mb"] == 50
     assert 50 < outcome.observed_peak_mb < 1000
 
 
 def test_timeout_is_an_error():
-    outcome = runner.run_isolated(child_targets.allocate, 1, timeout_s=0.5)
-    assert outcome.status == runner.ERROR
+    outcome = launchers.run_isolated(child_targets.allocate, 1, timeout_s=0.5)
+    assert outcome.status == status.ERROR
     assert "timed out" in outcome.error
 
 
 def no_preload(arg):
-    """A warm process that imports nothing beyond the runner."""
+    """A warm process that imports nothing beyond the launchers."""
 
 
 @pytest.fixture(scope="module", params=["forked", "prestarted"])
 def starter(request):
     """The two ways a process is ready before its job: forked from a warm one, or started ahead."""
-    kind = runner.Forker if request.param == "forked" else runner.Prestarted
+    kind = launchers.Forker if request.param == "forked" else launchers.Prestarted
     with kind(no_preload, None) as ready:
         yield ready
 
@@ -107,10 +108,10 @@ def starter(request):
 @pytest.mark.parametrize(
     "target, arg, status, words",
     [
-        (child_targets.succeed, 7, runner.OK, None),
-        (child_targets.raise_oom, None, runner.OUT_OF_MEMORY, "out of memory"),
-        (child_targets.segfault, None, runner.ERROR, "SIGSEGV"),
-        (child_targets.sigkill, None, runner.OUT_OF_MEMORY, "SIGKILL"),
+        (child_targets.succeed, 7, status.OK, None),
+        (child_targets.raise_oom, None, status.OUT_OF_MEMORY, "out of memory"),
+        (child_targets.segfault, None, status.ERROR, "SIGSEGV"),
+        (child_targets.sigkill, None, status.OUT_OF_MEMORY, "SIGKILL"),
     ],
 )
 def test_a_ready_process_ends_like_a_fresh_one(starter, target, arg, status, words):
@@ -124,12 +125,12 @@ def test_a_ready_process_ends_like_a_fresh_one(starter, target, arg, status, wor
 
 def test_the_limit_is_enforced_and_the_next_job_still_runs(starter):
     over = starter.run(child_targets.allocate, 400, memory_limit_mb=150)
-    assert over.status == runner.OUT_OF_MEMORY and "memory limit" in over.error
+    assert over.status == status.OUT_OF_MEMORY and "memory limit" in over.error
     assert starter.run(child_targets.succeed, 7).value["echo"] == 7  # still serving after a kill
 
 
 def test_a_prestarted_process_preloads_before_its_job_and_serves_only_one():
-    with runner.Prestarted(child_targets.preload_marker, "framework imported") as starter:
+    with launchers.Prestarted(child_targets.preload_marker, "framework imported") as starter:
         time.sleep(0.5)
         asked = time.time()
         first = starter.run(child_targets.report_preload, None).value
@@ -145,23 +146,23 @@ def test_a_prestarted_process_preloads_before_its_job_and_serves_only_one():
 
 def test_the_next_process_starts_only_once_the_current_one_has_imported():
     # Two processes importing side by side gave lower peaks in the first trials.
-    with runner.Prestarted(child_targets.slow_preload, 0.5) as starter:
+    with launchers.Prestarted(child_targets.slow_preload, 0.5) as starter:
         first = starter.run(child_targets.report_preload, None).value
         second = starter.run(child_targets.report_preload, None).value
     assert second["began"] >= first["preloaded"]
 
 
 def test_a_prestarted_process_measures_its_own_memory_only():
-    with runner.Prestarted(no_preload, None) as starter:
+    with launchers.Prestarted(no_preload, None) as starter:
         large = starter.run(child_targets.allocate, 120).value["child_peak_mb"]
         small = starter.run(child_targets.allocate, 1).value["child_peak_mb"]
     assert large - small > 100
 
 
 def test_a_preload_that_fails_makes_the_job_an_error_not_a_hang():
-    with runner.Prestarted(child_targets.fail_preload, None) as starter:
+    with launchers.Prestarted(child_targets.fail_preload, None) as starter:
         outcome = starter.run(child_targets.succeed, 7, timeout_s=60)
-    assert outcome.status == runner.ERROR
+    assert outcome.status == status.ERROR
     assert "without a result" in outcome.error
 
 
@@ -172,8 +173,8 @@ def test_children_die_with_the_process_that_watches_them(tmp_path):
         "import sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "import child_targets\n"
-        "from dlmark import runner\n"
-        "runner.run_isolated(child_targets.report_pid_and_wait, sys.argv[1])\n"
+        "from dlmark.measure import launchers\n"
+        "launchers.run_isolated(child_targets.report_pid_and_wait, sys.argv[1])\n"
     )
     pid_file = tmp_path / "child.pid"
     job = subprocess.Popen([sys.executable, str(script), str(pid_file)])

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from dlmark import config as dlconfig, runtimes, variants
+from dlmark import config as dlconfig
+from dlmark import runtimes, variants
+from dlmark.results import status
 from dlmark.runtimes import base
 
 
@@ -130,7 +132,9 @@ def test_the_core_runs_where_mxnet_is_absent(tmp_path):
         np.save(tmp_path / f"{runtime}.npy", variants.load(spec)(variants.gate_batch("mobilenet0.25")))
     code = WITHOUT_MXNET + f"""
 import numpy as np
-from dlmark import benchmark, config, maxbatch, plotting, results, runtimes, variants
+from dlmark import config, runtimes, specs, variants
+from dlmark.results import plotting, tables
+from dlmark.scenarios import maxbatch, throughput
 config_ = {{"models": ["mobilenet0.25"], "batch_sizes": [1], "devices": ["cpu"],
            "variants": [{{"runtime": "mxnet", "precision": "float32"}}]}}
 try:
@@ -141,12 +145,12 @@ except config.ConfigError as error:
 for runtime in ("torch", "onnxruntime"):
     config.check(config_ | {{"variants": [{{"runtime": runtime, "precision": "float32"}}]}},
                  config.load_schema(config.SCHEMA), gpus=[])
-    spec = benchmark.ThroughputSpec("mobilenet0.25", "cpu", runtime, "float32", 2, "m", 1,
-                                    budget=config.measure_settings({{}}, "mobilenet0.25"),
-                                    noise=config.noise_settings({{}}), variant_dir=r"{tmp_path}/" + runtime)
-    [timed] = benchmark.measure_rounds(benchmark.RoundsJob((spec,)))["points"]
-    assert sum(len(block) for block in timed["blocks_s"]) >= 3
-    trial = maxbatch.run_trial(maxbatch.TrialSpec("mobilenet0.25", "cpu", 2, 1, runtime, "float32", spec.variant_dir))
+    spec = throughput.ThroughputSpec(model="mobilenet0.25", device="cpu", runtime=runtime, precision="float32",
+                                    threads=1, variant_dir=r"{tmp_path}/" + runtime, batch_size=2, machine="m",
+                                    budget=config.budget({{}}, "mobilenet0.25"), noise=config.noise_policy({{}}))
+    [timed] = throughput.measure_rounds(throughput.RoundsJob((spec,)))["results"]
+    assert timed.summary.iterations >= 3 and len(timed.block_ms) >= 3
+    trial = maxbatch.run_trial(maxbatch.TrialSpec(**specs.identity(spec), batch_size=2))
     assert trial["peak_memory_mb"] > 0
     scores = variants.load(variants.variant_of(spec))(variants.gate_batch("mobilenet0.25"))
     assert np.array_equal(scores, np.load(r"{tmp_path}/" + runtime + ".npy"))  # as with MXNet present
@@ -171,15 +175,16 @@ def test_onnxruntime_float16_is_converted_from_the_export_and_gated(tmp_path):
 
 
 def test_a_cuda_provider_that_does_not_start_is_an_error_row_not_a_cpu_number(tmp_path):
-    from dlmark import benchmark, config
+    from dlmark import config
+    from dlmark.scenarios import throughput
 
     variants.prepare(variants.VariantSpec("mobilenet0.25", "onnxruntime", "float32", str(tmp_path), 1))
-    spec = benchmark.ThroughputSpec(
-        "mobilenet0.25", "gpu0", "onnxruntime", "float32", 2, "m", 1,
-        budget=config.measure_settings({}, "mobilenet0.25"), noise=config.noise_settings({}),
-        variant_dir=str(tmp_path),
+    spec = throughput.ThroughputSpec(
+        model="mobilenet0.25", device="gpu0", runtime="onnxruntime", precision="float32", threads=1,
+        variant_dir=str(tmp_path), batch_size=2, machine="m",
+        budget=config.budget({}, "mobilenet0.25"), noise=config.noise_policy({}),
     )
-    record = benchmark.run_throughput(spec)
+    record = throughput.run_throughput(spec)
     assert record.status == "error" and record.throughput is None
     assert "did not start its CUDA execution provider on gpu0" in record.error
     assert "Not measured on the CPU instead" in record.error
@@ -188,14 +193,16 @@ def test_a_cuda_provider_that_does_not_start_is_an_error_row_not_a_cpu_number(tm
 def test_onnxruntime_memory_follows_the_batch_with_its_arena_grown_as_requested(tmp_path):
     """The default CPU arena grows in powers of two, so its peaks step; measured, memory grows with the
     batch, trial by trial in fresh processes, and the rows say how it was measured."""
-    from dlmark import maxbatch, runner
+    from dlmark.measure import launchers
+    from dlmark.scenarios import maxbatch
 
     variants.prepare(variants.VariantSpec("mobilenet0.25", "onnxruntime", "float32", str(tmp_path), 1))
     peaks = {}
     for batch in (8, 16, 24, 32):
-        trial = maxbatch.TrialSpec("mobilenet0.25", "cpu", batch, 1, "onnxruntime", "float32", str(tmp_path))
-        outcome = runner.run_isolated(maxbatch.run_trial, trial)
-        assert outcome.status == runner.OK, outcome.error
+        trial = maxbatch.TrialSpec(model="mobilenet0.25", device="cpu", runtime="onnxruntime", precision="float32",
+                                   threads=1, variant_dir=str(tmp_path), batch_size=batch)
+        outcome = launchers.run_isolated(maxbatch.run_trial, trial)
+        assert outcome.status == status.OK, outcome.error
         peaks[batch] = outcome.value["peak_memory_mb"]
     steps = [peaks[b] - peaks[b - 8] for b in (16, 24, 32)]
     assert min(steps) > 0 and max(steps) < 1.5 * min(steps), peaks  # about linear, not a step function

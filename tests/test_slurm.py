@@ -18,7 +18,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import RESULT_TABLES, ROOT, SNAKEMAKE, TINY_CONFIG, write_config
 from slurm_cluster import LocalSlurm
 

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from dlmark import config, timing
+from dlmark import config
+from dlmark.measure import timing
 
 
 def budget(**changes) -> timing.Budget:

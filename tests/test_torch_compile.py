@@ -1,7 +1,9 @@
 """torch.compile: the same network through TorchInductor, gated, compiled before the clock."""
 
+from conftest import measured
+
 from dlmark import runtimes, variants
-from dlmark.records import Record
+from dlmark.specs import header
 
 MODEL = "mobilenet0.25"
 
@@ -26,6 +28,6 @@ def test_compiled_torch_passes_the_gate_and_compiles_while_the_model_is_built(tm
 
 
 def test_the_row_names_the_compiler_and_the_package_version():
-    common = Record.common(MODEL, "cpu", "torch.compile", "bfloat16", "ci")
+    common = header(measured(MODEL, "torch.compile", "bfloat16"), "ci")
     assert common["runtime"] == "torch.compile"
     assert common["software"].startswith("torch 2.")

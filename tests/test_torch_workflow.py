@@ -4,7 +4,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import snakemake, write_config
 
 MODEL = "mobilenet0.25"

@@ -3,9 +3,12 @@
 import mxnet as mx
 import numpy as np
 import pytest
+from conftest import measured
 
-from dlmark import variants
+from dlmark import config, variants
 from dlmark.runtimes import mxnet_backend
+from dlmark.scenarios import throughput
+from dlmark.specs import identity
 
 MODEL = "mobilenet0.25"
 
@@ -85,9 +88,8 @@ def test_the_same_weights_in_every_process():
 @pytest.mark.workflow
 def test_all_three_variants_run_through_the_workflow(tmp_path, tiny_config):
     import pandas as pd
-    from PIL import Image
-
     from conftest import snakemake, write_config
+    from PIL import Image
 
     tiny_config.update(
         models=[MODEL],
@@ -117,14 +119,12 @@ def test_all_three_variants_run_through_the_workflow(tmp_path, tiny_config):
 
 
 def test_a_variant_that_failed_its_gate_is_not_timed(tmp_path):
-    from dlmark import benchmark
-
     gate = tmp_path / "gate.json"
     gate.write_text('{"passed": false, "max_abs_diff": 3.5, "top1_agreement": 0.25}')
-    spec = benchmark.ThroughputSpec(
-        model=MODEL, device="cpu", runtime="onnxruntime", precision="float32",
-        batch_size=4, machine="ci", threads=1, variant_dir=str(tmp_path),
+    spec = throughput.ThroughputSpec(
+        **identity(measured(MODEL, runtime="onnxruntime", variant_dir=str(tmp_path))), batch_size=4, machine="ci",
+        budget=config.budget({}, MODEL), noise=config.noise_policy({}),
     )
-    [record] = benchmark.throughput_points([spec], {("onnxruntime", "float32"): {"status": "ok", "max_batch_size": 64}})
+    [record] = throughput.throughput_points([spec], {("onnxruntime", "float32"): {"status": "ok", "max_batch_size": 64}})
     assert record.status == "error" and record.throughput is None and record.processes == 0
     assert "failed its correctness gate" in record.error and "25%" in record.error

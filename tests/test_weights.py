@@ -3,8 +3,8 @@
 import hashlib
 
 import pytest
-
 from conftest import publish
+
 from dlmark import weights
 
 PAYLOAD = b"pretend these are the parameters of a network" * 100

@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import ROOT, SNAKEMAKE, snakemake, write_config
 from PIL import Image
 
-from conftest import ROOT, SNAKEMAKE, snakemake, write_config
-from dlmark import results, rounds
-from dlmark.records import MaxBatchRecord
+from dlmark.results import rounds, tables
+from dlmark.results.records import MaxBatchRecord
 
 pytestmark = pytest.mark.workflow
 
@@ -57,7 +57,7 @@ def workdir(tiny_run, tmp_path_factory) -> Path:
 
 def test_throughput_table_is_complete_and_consistent(workdir):
     frame = pd.read_csv(workdir / "results/throughput.csv")
-    assert list(frame.columns) == results.THROUGHPUT_COLUMNS
+    assert list(frame.columns) == tables.THROUGHPUT_COLUMNS
     assert len(frame) == 4
     assert set(frame["status"]) == {"ok"}
     assert (frame["throughput"] > 0).all()
@@ -74,7 +74,7 @@ def test_throughput_table_is_complete_and_consistent(workdir):
 
 def test_without_validation_data_published_accuracies_are_used(workdir):
     frame = pd.read_csv(workdir / "results/accuracy.csv")
-    assert list(frame.columns) == results.ACCURACY_COLUMNS
+    assert list(frame.columns) == tables.ACCURACY_COLUMNS
     assert sorted(frame["model"]) == ["mobilenet0.25", "squeezenet1.1"]
     assert set(frame["source"]) == {"published"}
     assert frame.set_index("model").loc["squeezenet1.1", "top1"] == 0.5496
@@ -195,9 +195,9 @@ def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny
         assert not path.name.endswith(".tmp"), f"temporary file left behind: {path}"
     # Every file that exists is complete.
     for path in (raw / "ci/throughput").rglob("*.json"):
-        results.read_record(path)
+        tables.read_record(path)
     for path in (raw / "ci/max_batch").rglob("*.json"):
-        results.read_record(path, MaxBatchRecord)
+        tables.read_record(path, MaxBatchRecord)
     result = snakemake(tmp_path)
     assert jobs_run(result.stdout + result.stderr).get("throughput") == 1  # the unfinished model only
     after = mtimes(tmp_path, "rounds")
@@ -210,7 +210,7 @@ def measuring(process) -> bool:
     import psutil
 
     try:
-        return "dlmark.runner" in " ".join(process.cmdline())
+        return "dlmark.measure.child" in " ".join(process.cmdline())
     except psutil.Error:
         return False
 

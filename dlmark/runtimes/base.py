@@ -20,7 +20,8 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from dlmark import hardware, memory
+from dlmark import hardware
+from dlmark.measure import memory
 
 REFERENCE = ("mxnet", "float32")
 WEIGHTS_SEED = 0  # seeds the weights of a model built without pretrained ones, in every process

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dlmark import hardware, memory, models
+from dlmark import hardware, models
+from dlmark.measure import memory
 from dlmark.runtimes.base import WEIGHTS_SEED, Backend, Predict, VariantSpec, register
 
 

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dlmark import hardware, memory, models
+from dlmark import hardware, models
+from dlmark.measure import memory
 from dlmark.runtimes.base import Backend, Predict, VariantSpec, register
 from dlmark.runtimes.onnxruntime_backend import export_onnx
 

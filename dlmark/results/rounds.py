@@ -31,7 +31,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from dlmark import timing
+from dlmark.measure import timing
 
 
 def per_block(record: dict[str, Any]) -> dict[tuple[str, int, int], float]:

@@ -16,7 +16,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-
 # A call slower than the budget allows still gets `min_iterations` calls,
 # up to this many times `max_seconds`; past that the row says so.
 MAX_BUDGET_EXTENSION = 10.0

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 
 from dlmark.imagenet import Sample, preprocess
+from dlmark.specs import Measured
 
 if TYPE_CHECKING:
-    from dlmark.records import AccuracyRecord
+    from dlmark.results.records import AccuracyRecord
 
 
 @dataclass
@@ -91,11 +92,10 @@ def evaluate(
     return AccuracyResult(top1 / done, top5 / done, done, total, inference)
 
 
-@dataclass(frozen=True)
-class AccuracySpec:
-    model: str
-    runtime: str
-    precision: str
+@dataclass(frozen=True, kw_only=True)
+class AccuracySpec(Measured):
+    """One pass over the validation images with the pretrained weights (on the CPU)."""
+
     machine: str
     params_file: str
     val_dir: str
@@ -104,8 +104,6 @@ class AccuracySpec:
     images_per_class: int | None
     batch_size: int
     workers: int
-    threads: int
-    variant_dir: str = ""
 
 
 def run_accuracy(spec: AccuracySpec) -> AccuracyRecord:
@@ -115,8 +113,9 @@ def run_accuracy(spec: AccuracySpec) -> AccuracyRecord:
     from tqdm import tqdm
 
     from dlmark import imagenet, models, variants
-    from dlmark.child import limit_threads, log_progress
-    from dlmark.records import AccuracyRecord, Record
+    from dlmark.measure.child import limit_threads, log_progress
+    from dlmark.results.records import AccuracyRecord
+    from dlmark.specs import header
 
     limit_threads(spec.threads)
 
@@ -144,7 +143,7 @@ def run_accuracy(spec: AccuracySpec) -> AccuracyRecord:
         "img/s inference alone"
     )
     return AccuracyRecord(
-        **Record.common(spec.model, "cpu", spec.runtime, spec.precision, spec.machine),
+        **header(spec, spec.machine),
         top1=result.top1,
         top5=result.top5,
         num_images=result.num_images,

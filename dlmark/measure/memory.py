@@ -1,6 +1,6 @@
 """Memory an inference needs, read from the process that ran it.
 
-Each measurement runs in a fresh process (see `dlmark.runner`), so what
+Each measurement runs in a fresh process (see `dlmark.measure.launchers`), so what
 that process allocated is the memory that model at that batch size needs
 on a CPU: framework, weights, activations and allocator pools together.
 

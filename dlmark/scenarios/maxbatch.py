@@ -7,7 +7,7 @@ step beyond it then prove it. Only when memory bends away from the line
 does the search fall back to bracketing, and then it still guesses by
 interpolation rather than halving.
 
-Each trial runs in a child process of its own (`dlmark.runner`; on a CPU
+Each trial runs in a child process of its own (`dlmark.measure.launchers`; on a CPU
 a fresh process, started ahead so that it imports the framework while the
 trial before it runs; on a GPU forked from a warm process): MXNet never returns
 memory after an allocation failure, and a trial killed for going over the
@@ -22,20 +22,19 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from dlmark import hardware, runner, runtimes, variants
-from dlmark.child import limit_threads, log_progress
-from dlmark.records import MaxBatchRecord, Record
+from dlmark import hardware, runtimes, variants
+from dlmark.measure import launchers
+from dlmark.measure.child import limit_threads, log_progress
+from dlmark.results.records import MaxBatchRecord
+from dlmark.results.status import ERROR, OK, OUT_OF_MEMORY
+from dlmark.specs import Measured, header, identity
 
 
-@dataclass(frozen=True)
-class TrialSpec:
-    model: str
-    device: str
+@dataclass(frozen=True, kw_only=True)
+class TrialSpec(Measured):
+    """One trial: the measured variant at one batch size, run twice in a process of its own."""
+
     batch_size: int
-    threads: int
-    runtime: str = "mxnet"
-    precision: str = "float32"
-    variant_dir: str = ""
 
 
 @dataclass
@@ -105,42 +104,39 @@ def preload_trial(spec: TrialSpec) -> None:
 
 
 def isolated_trial(
-    model: str,
-    device: str,
-    threads: int,
+    measured: Measured,
     memory_limit_mb: float,
     target: Callable[[TrialSpec], dict[str, Any]] = run_trial,
-    runtime: str = "mxnet",
-    precision: str = "float32",
-    variant_dir: str = "",
-    run: Callable[..., runner.Outcome] = runner.run_isolated,
+    run: Callable[..., launchers.Outcome] = launchers.run_isolated,
 ) -> TrialFn:
     """A trial function that runs each batch size in a watched child process.
 
-    `run` starts that process: afresh (`runner.run_isolated`, or
-    `runner.Prestarted.run`, whose process was started ahead), or forked
-    from a warm process (`runner.Forker.run`: right on a GPU, whose memory a
+    `run` starts that process: afresh (`launchers.run_isolated`, or
+    `launchers.Prestarted.run`, whose process was started ahead), or forked
+    from a warm process (`launchers.Forker.run`: right on a GPU, whose memory a
     child holds as its own, never on a CPU, where a forked child's resident
     set leaves out its parent's pages).
     """
+
+    on_cpu = measured.device == "cpu"
 
     def trial(batch_size: int) -> Trial:
         started = time.monotonic()
         outcome = run(
             target,
-            TrialSpec(model, device, batch_size, threads, runtime, precision, variant_dir),
-            memory_limit_mb=memory_limit_mb * CPU_OVERSHOOT if device == "cpu" else None,
+            TrialSpec(**identity(measured), batch_size=batch_size),
+            memory_limit_mb=memory_limit_mb * CPU_OVERSHOOT if on_cpu else None,
         )
         seconds = time.monotonic() - started
-        if outcome.status == runner.OK and outcome.value is not None:
+        if outcome.status == OK and outcome.value is not None:
             peak = float(outcome.value["peak_memory_mb"])
             fits = peak <= memory_limit_mb
             baseline = outcome.value.get("baseline_mb")
-            files = outcome.value.get("resident_set", {}).get("file_mb") if device == "cpu" else None
+            files = outcome.value.get("resident_set", {}).get("file_mb") if on_cpu else None
             return Trial(batch_size, fits, peak, seconds, None if fits else "over the limit", True, baseline, files)
-        if outcome.status == runner.OUT_OF_MEMORY:
+        if outcome.status == OUT_OF_MEMORY:
             return Trial(batch_size, False, outcome.observed_peak_mb, seconds, outcome.error, False)
-        raise RuntimeError(f"trial of {model} at batch {batch_size} failed: {outcome.error}")
+        raise RuntimeError(f"trial of {measured.model} at batch {batch_size} failed: {outcome.error}")
 
     return trial
 
@@ -173,6 +169,26 @@ def _next_guess(lo: Trial, below: Trial | None, hi: Trial | None, limit: float) 
         if guess is None:
             guess = (lo.batch_size + hi.batch_size) / 2
     return guess
+
+
+def _next_batch(
+    lo_trial: Trial, below: Trial | None, hi_trial: Trial | None, memory_limit_mb: float, upper_bound: int, step: int
+) -> int:
+    """The next batch to try: the step nearest the line's crossing, strictly between lo and hi.
+
+    The nearest step to the prediction, not the one below it: the pair that
+    proves the boundary (B fits, B + step does not) is then found in two
+    trials whenever the line is within a step of the true crossing,
+    whichever side it errs on. If the line says lo is the answer, this
+    tries lo + step, which settles it.
+    """
+    lo = lo_trial.batch_size
+    guess = _next_guess(lo_trial, below, hi_trial, memory_limit_mb)
+    if guess is None:  # no usable line yet: double
+        guess = lo * 2
+    ceiling = upper_bound if hi_trial is None else hi_trial.batch_size - 1
+    steps = round((min(guess, ceiling) - lo) / step)
+    return lo + min(max(1, steps), (ceiling - lo) // step) * step
 
 
 def find_max_batch(
@@ -224,26 +240,12 @@ def find_max_batch(
         if not lo_trial.fits:
             return nothing_fits()
     below: Trial | None = None
-    next_batch: int | None = None
     while True:
         lo = lo_trial.batch_size
         hi = None if hi_trial is None else hi_trial.batch_size
         if lo + step > upper_bound or (hi is not None and hi <= lo + step):
             break
-        if next_batch is None:
-            guess = _next_guess(lo_trial, below, hi_trial, memory_limit_mb)
-            if guess is None:  # no usable line yet: double
-                guess = lo * 2
-            ceiling = upper_bound if hi is None else hi - 1
-            # The nearest step to the prediction, not the one below it: the
-            # pair that proves the boundary (B fits, B + step does not) is
-            # then found in two trials whenever the line is within a step of
-            # the true crossing, whichever side it errs on. If the line says
-            # lo is the answer, this tries lo + step, which settles it.
-            steps = round((min(guess, ceiling) - lo) / step)
-            next_batch = lo + min(max(1, steps), (ceiling - lo) // step) * step
-        t = attempt(next_batch)
-        next_batch = None
+        t = attempt(_next_batch(lo_trial, below, hi_trial, memory_limit_mb, upper_bound, step))
         if t.fits:
             below, lo_trial = lo_trial, t
         else:
@@ -256,21 +258,15 @@ def find_max_batch(
     return result
 
 
-@dataclass(frozen=True)
-class SearchSpec:
-    model: str
-    device: str
-    runtime: str
-    precision: str
+@dataclass(frozen=True, kw_only=True)
+class SearchSpec(Measured):
     machine: str
-    threads: int
     memory_limit_mb: float | None  # None on a GPU: its memory less the margin
     # The config's max_batch block (its defaults live in the schema only).
     upper_bound: int
     probe: int
     step: int
     gpu_memory_margin_mb: float
-    variant_dir: str = ""
 
 
 def memory_limit_for(spec: SearchSpec) -> float:
@@ -294,23 +290,20 @@ def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> MaxBatchRecord
             # A CPU's trials are fresh processes, each started (and importing)
             # while the one before runs; a GPU's fork from one warm process
             # that never touches the device.
-            ready = runner.Prestarted if spec.device == "cpu" else runner.Forker
-            warm = TrialSpec(spec.model, spec.device, 1, spec.threads, spec.runtime, spec.precision)
+            ready = launchers.Prestarted if spec.device == "cpu" else launchers.Forker
+            warm = TrialSpec(**identity(spec), batch_size=1)
             run = stack.enter_context(ready(preload_trial, warm)).run
-            trial = isolated_trial(
-                spec.model, spec.device, spec.threads, limit,
-                runtime=spec.runtime, precision=spec.precision, variant_dir=spec.variant_dir, run=run,
-            )
+            trial = isolated_trial(spec.measured(), limit, run=run)
         try:
             result = find_max_batch(
                 trial, limit, upper_bound=spec.upper_bound, probe=spec.probe, step=spec.step, log=log_progress
             )
-            status, error = runner.OK, None
+            status, error = OK, None
         except RuntimeError as exc:
-            result, status, error = SearchResult(0, limit, None), runner.ERROR, str(exc)
+            result, status, error = SearchResult(0, limit, None), ERROR, str(exc)
     log_progress(f"{spec.model}: max batch size {result.max_batch_size} after {len(result.trials)} trials")
     return MaxBatchRecord(
-        **Record.common(spec.model, spec.device, spec.runtime, spec.precision, spec.machine),
+        **header(spec, spec.machine),
         status=status,
         error=error,
         max_batch_size=result.max_batch_size,

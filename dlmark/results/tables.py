@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from dlmark import hardware, provenance
-from dlmark.records import SCHEMA_VERSION, AccuracyRecord, MaxBatchRecord, Record, ThroughputRecord
-from dlmark.records import ResultFileError  # noqa: F401  (readers catch it from here)
+from dlmark.results.records import SCHEMA_VERSION, AccuracyRecord, MaxBatchRecord, Record, ThroughputRecord
+from dlmark.results.records import ResultFileError  # noqa: F401  (readers catch it from here)
+from dlmark.results.status import ERROR, NOISY, TRUSTED
 
 if TYPE_CHECKING:  # pandas is imported where tables are made: job scripts need not pay for it
     import pandas as pd
 
-# The shapes of the records and their tables live in dlmark.records.
+# The shapes of the records and their tables live in dlmark.results.records.
 THROUGHPUT_COLUMNS = ThroughputRecord.columns()
 MAX_BATCH_COLUMNS = MaxBatchRecord.columns()
 ACCURACY_COLUMNS = AccuracyRecord.columns()
@@ -117,20 +118,19 @@ def table(records: Iterable[dict[str, Any]], columns: list[str], sort: bool = Tr
 
 
 def throughput_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
-    """The rows, their intervals widened by their machine's drift (see `dlmark.drift`)."""
-    from dlmark import drift
+    """The rows, their intervals widened by their machine's drift (see `dlmark.measure.drift`)."""
+    from dlmark.measure import drift
 
     return drift.with_machine_drift(table((read_record(p) for p in paths), THROUGHPUT_COLUMNS))
 
 
 def comparison_tables(paths: Iterable[str | Path], throughput: "pd.DataFrame") -> dict[str, "pd.DataFrame"]:
-    """Speed-ups and curve shapes from paired rounds (`dlmark.rounds`), trusted rows only.
+    """Speed-ups and curve shapes from paired rounds (`dlmark.results.rounds`), trusted rows only.
 
     `throughput` is the table made from the same files: a point's status is
     the table's (drift can make an ok file noisy), and only ok points pair.
     """
-    from dlmark import rounds
-    from dlmark.records import TRUSTED
+    from dlmark.results import rounds
     from dlmark.runtimes import REFERENCE
 
     keys = ["machine", "device", "runtime", "precision", "model", "batch_size"]
@@ -147,6 +147,10 @@ def max_batch_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
     return table((read_record(p, MaxBatchRecord) for p in paths), MAX_BATCH_COLUMNS)
 
 
+# The model zoo's published figures are over the whole ImageNet validation set.
+IMAGENET_VAL_IMAGES = 50000
+
+
 def published_accuracy(models: Iterable[str]) -> "pd.DataFrame":
     """Published ImageNet accuracies of `models` as accuracy rows (source=published)."""
     from dlmark import models as zoo
@@ -154,22 +158,12 @@ def published_accuracy(models: Iterable[str]) -> "pd.DataFrame":
     rows = []
     for name in models:
         info = zoo.model_info(name)
-        rows.append(
-            {
-                "model": name,
-                "family": info.family,
-                "device": "any",
-                "device_name": "",
-                "machine": "published",
-                "runtime": "mxnet",
-                "precision": "float32",
-                "software": "mxnet model zoo",
-                "top1": info.top1,
-                "top5": info.top5,
-                "num_images": 50000,
-                "source": "published",
-            }
+        record = AccuracyRecord(
+            model=name, family=info.family, device="any", device_name="", machine="published", runtime="mxnet",
+            precision="float32", software="mxnet model zoo", top1=info.top1, top5=info.top5,
+            num_images=IMAGENET_VAL_IMAGES, source="published",
         )
+        rows.append(record.to_dict())
     return table(rows, ACCURACY_COLUMNS)
 
 
@@ -192,9 +186,9 @@ def raw_points(results_dir: str | Path, statuses: Iterable[str], machine: str | 
 
     The status is the table's: a point its file calls ok is noisy when the
     machine's drift canary shows it measured on a slowed machine (see
-    `dlmark.drift`), which only all of a machine's rows together tell.
+    `dlmark.measure.drift`), which only all of a machine's rows together tell.
     """
-    from dlmark import drift
+    from dlmark.measure import drift
 
     wanted = set(statuses)
     pattern = f"{machine or '*'}/throughput/**/*.json"
@@ -204,7 +198,7 @@ def raw_points(results_dir: str | Path, statuses: Iterable[str], machine: str | 
             rows.append(json.loads(path.read_text(encoding="utf-8")))
             paths.append(path)
         except (OSError, json.JSONDecodeError):
-            if "error" in wanted:
+            if ERROR in wanted:
                 found.append(path)
     if rows:
         judged = drift.with_machine_drift(table(rows, THROUGHPUT_COLUMNS, sort=False))  # in the order of `paths`
@@ -230,10 +224,8 @@ def rerun_targets(results_dir: str | Path, statuses: Iterable[str], machine: str
 
 def run_summary(results_dir: str | Path, machine: str) -> str | None:
     """A closing line when some points are not plain ok: how many, and how to remeasure them."""
-    from dlmark.records import NOISY
-
     noisy = raw_points(results_dir, [NOISY], machine)
-    failed = raw_points(results_dir, ["error"], machine)
+    failed = raw_points(results_dir, [ERROR], machine)
     lines = []
     if noisy:
         lines.append(

@@ -1,6 +1,6 @@
 """Throughput points: a model, a device, a runtime, a precision, a batch.
 
-A model's points on a device are measured together (`dlmark.rounds`): in
+A model's points on a device are measured together (`dlmark.results.rounds`): in
 each of several processes ("generations"), every point is built and warmed
 up, then timed in rounds of short blocks, one block of every point a
 round, in a new random order each round. Drift of a shared machine then
@@ -13,8 +13,8 @@ Memory is not read from those processes (each holds every point): each
 point's memory comes from a fresh process of its own that builds it and
 runs it twice, as a largest-batch trial does (`maxbatch.run_trial`).
 
-`measure_rounds` runs inside each timing process; `run_rounds` is the
-parent side. A disturbed process is measured again, and any ending (a
+`run_rounds` is the parent side; inside each timing process runs
+`throughput_child.measure_rounds`. A disturbed process is measured again, and any ending (a
 result, an out-of-memory kill, a crash) becomes one complete record per
 point.
 """
@@ -25,109 +25,25 @@ import contextlib
 import datetime as dt
 import json
 import random
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlmark import drift, hardware, interference, maxbatch, models, runner, runtimes, timing, variants
-from dlmark.child import limit_threads, log_progress
-from dlmark.records import NOISY, OK, Record, ThroughputRecord
-
-# How long each point is timed at a stretch before the round moves on: short against
-# the machine's drift (its speed decorrelates within seconds on a shared VM), long
-# against a call and the untimed call that starts each block. A block is shorter
-# still when that gives `measure.min_seconds` fewer than MIN_ROUNDS rounds.
-BLOCK_SECONDS = 0.3
-MIN_ROUNDS = 3
-# Calls shorter than this get an untimed call at the start of each block (caches and
-# threads of a point that waited while others ran); a longer call refills them itself.
-REWARM_BELOW_SECONDS = 0.05
-
-
-@dataclass(frozen=True)
-class ThroughputSpec:
-    model: str
-    device: str
-    runtime: str
-    precision: str
-    batch_size: int
-    machine: str
-    threads: int
-    budget: dict[str, float] = field(default_factory=dict)  # the config's measure block
-    noise: dict[str, float] = field(default_factory=dict)  # the config's noise block
-    memory_limit_mb: float | None = None
-    variant_dir: str = ""  # files of a prepared variant (ONNX, INT8) and its gate
-
-
-@dataclass(frozen=True)
-class RoundsJob:
-    """What one timing process does: every point of a model on a device, in rounds from `seed`."""
-
-    specs: tuple[ThroughputSpec, ...]
-    seed: int = 0
-
-
-def preload(job: RoundsJob) -> None:
-    """What every timing process of `job` needs before it builds anything.
-
-    Run once in the warm process that forks them (`runner.Forker`): thread
-    pools pinned, every runtime of the points imported, nothing built or run.
-    """
-    limit_threads(job.specs[0].threads)
-    for runtime, precision in dict.fromkeys((s.runtime, s.precision) for s in job.specs):
-        runtimes.get(runtime, precision).preload()
-    timing.t_quantile_975(2)  # imports scipy here, not between a child's timed calls
-
-
-def measure_rounds(job: RoundsJob) -> dict[str, Any]:
-    """Build, warm up, then time every point of `job` in rounds of blocks (child side).
-
-    Every point has a block in each of the first MIN_ROUNDS rounds, and
-    stays in the rounds until it has met the stopping rule
-    (`timing.enough`): a point whose calls are slow needs fewer rounds
-    than one that is noisy. Its ratios pair the rounds both points had.
-    The machine is watched over the rounds.
-    """
-    first = job.specs[0]
-    limit_threads(first.threads)
-    budget = timing.Budget(**first.budget)
-    calls, warm = [], []
-    for spec in job.specs:
-        log_progress(f"{spec.model} on {spec.device}, {spec.runtime}/{spec.precision} batch {spec.batch_size}, "
-                     f"{spec.threads} thread(s): building and warming up")
-        backend = runtimes.get(spec.runtime, spec.precision)
-        # The input lives on the device before the clock starts: copying it in
-        # would time the host-to-device link, not the model.
-        calls.append(backend.timed_call(variants.variant_of(spec), spec.batch_size, spec.device))
-        warm.append(timing.warm_up(calls[-1], budget))
-    blocks: list[list[list[float]]] = [[] for _ in calls]
-    rng = random.Random(job.seed)
-    policy = interference.NoisePolicy(**first.noise)
-    block_seconds = min(BLOCK_SECONDS, budget.min_seconds / MIN_ROUNDS)
-    rewarm = [seconds / n < REWARM_BELOW_SECONDS for n, seconds in warm]
-    def due(i: int) -> bool:  # a point leaves the rounds once it has met the stopping rule
-        return len(blocks[i]) < MIN_ROUNDS or not timing.enough([x for b in blocks[i] for x in b], budget)
-
-    with interference.Watch(first.threads, policy, hardware.device_index(first.device)) as watch:
-        while pending := [i for i in range(len(calls)) if due(i)]:
-            for i in rng.sample(pending, len(pending)):
-                blocks[i].append(timing.time_block(calls[i], block_seconds, rewarm=rewarm[i]))
-    log_progress(f"timed {len(calls)} point(s) in {max(len(b) for b in blocks)} rounds")
-    return {
-        "points": [
-            {"warmup_iterations": n, "warmup_seconds": seconds, "blocks_s": mine}
-            for (n, seconds), mine in zip(warm, blocks)
-        ],
-        "interference": watch.result.to_dict(),
-    }
+from dlmark import hardware, models, runtimes
+from dlmark.measure import drift, interference, launchers, timing
+from dlmark.measure.child import log_progress
+from dlmark.results.records import ProcessResult, ThroughputRecord
+from dlmark.results.status import ERROR, NOISY, OK, OUT_OF_MEMORY
+from dlmark.scenarios import maxbatch
+from dlmark.scenarios.throughput_child import RoundsJob, ThroughputSpec, measure_rounds, preload
+from dlmark.specs import header, identity
 
 
 def _record(spec: ThroughputSpec, **fields: Any) -> ThroughputRecord:
-    common = Record.common(spec.model, spec.device, spec.runtime, spec.precision, spec.machine)
     return ThroughputRecord(
-        **common, batch_size=spec.batch_size, threads=spec.threads, settings=asdict(spec), **fields
+        **header(spec, spec.machine), batch_size=spec.batch_size, threads=spec.threads, settings=asdict(spec),
+        **fields,
     )
 
 
@@ -149,7 +65,7 @@ def skipped_over_max_batch(spec: ThroughputSpec, max_batch: dict[str, Any]) -> T
         return None
     return unmeasured(
         spec,
-        runner.OUT_OF_MEMORY,
+        OUT_OF_MEMORY,
         f"not run: batch {spec.batch_size} is above the largest batch that fits, "
         f"{largest}, within {max_batch['memory_limit_mb']:.0f} MiB",
     )
@@ -169,7 +85,7 @@ def failed_gate(spec: ThroughputSpec, gate: dict[str, Any]) -> ThroughputRecord 
         return None
     return unmeasured(
         spec,
-        runner.ERROR,
+        ERROR,
         f"not timed: failed its correctness gate against {gate.get('against', 'mxnet/float32')} "
         f"(max |diff| {gate['max_abs_diff']:.3g}, top-1 agreement {gate['top1_agreement']:.0%})",
     )
@@ -203,8 +119,8 @@ class Point:
     spec: ThroughputSpec
     gate: dict[str, Any] | None = None
     memory: dict[str, Any] = field(default_factory=dict)  # from its own memory trial
-    kept: list[dict[str, Any]] = field(default_factory=list)
-    failure: runner.Outcome | None = None
+    kept: list[ProcessResult] = field(default_factory=list)
+    failure: launchers.Outcome | None = None
 
 
 def on_gpu(spec: ThroughputSpec) -> bool:
@@ -215,7 +131,7 @@ def measure_memory(points: list[Point]) -> None:
     """Each point's memory, from a process of its own that builds it and runs it twice.
 
     On a CPU a fresh process, started (and importing its runtime) while the
-    one before runs (`runner.Prestarted`): its own memory is the point's.
+    one before runs (`launchers.Prestarted`): its own memory is the point's.
     On a GPU forked from a warm process that never touched the device. A
     point over its memory limit is out_of_memory and is not timed.
     """
@@ -223,11 +139,10 @@ def measure_memory(points: list[Point]) -> None:
         starters: dict[tuple[str, str], Any] = {}
         for point in points:
             spec = point.spec
-            trial = maxbatch.TrialSpec(spec.model, spec.device, spec.batch_size, spec.threads,
-                                       spec.runtime, spec.precision, spec.variant_dir)
+            trial = maxbatch.TrialSpec(**identity(spec), batch_size=spec.batch_size)
             key = (spec.runtime, spec.precision)
             if key not in starters:
-                ready = runner.Forker if on_gpu(spec) else runner.Prestarted
+                ready = launchers.Forker if on_gpu(spec) else launchers.Prestarted
                 starters[key] = stack.enter_context(ready(maxbatch.preload_trial, trial))
             outcome = starters[key].run(maxbatch.run_trial, trial, memory_limit_mb=spec.memory_limit_mb)
             if outcome.value is None:
@@ -246,29 +161,19 @@ def _due(points: list[Point], generations: int) -> bool:
     live = [p for p in points if p.failure is None]
     if not live:
         return False
-    budget = timing.Budget(**live[0].spec.budget)
+    budget = live[0].spec.budget
     if generations >= budget.max_processes:
         return False
     if generations < budget.min_processes:
         return True
-    if any(v["interference"]["disturbed"] for v in live[0].kept):
+    if any(r.disturbed for r in live[0].kept):
         return False
-    spreads = {p.spec.batch_size: timing.process_spread([_summary(v) for v in p.kept]) for p in live}
+    spreads = {p.spec.batch_size: timing.process_spread([r.summary for r in p.kept]) for p in live}
     worst = max(spreads.values())
     if worst > budget.target_rel_ci:
         log_progress(f"the processes of a point disagree by up to {worst:.1%}: measuring in one more")
         return True
     return False
-
-
-def _process_result(spec: ThroughputSpec, answer: dict[str, Any], **facts: Any) -> dict[str, Any]:
-    """One point's result from one timing process: its summary and its blocks' mean latencies."""
-    latencies = [x for block in answer["blocks_s"] for x in block]
-    budget = timing.Budget(**spec.budget)
-    summary = timing.summarize(latencies, spec.batch_size, budget.target_rel_ci,
-                               answer["warmup_iterations"], answer["warmup_seconds"])
-    timing.note_budget(summary, budget)
-    return dict(asdict(summary), block_ms=[1e3 * sum(b) / len(b) for b in answer["blocks_s"]], **facts)
 
 
 def run_rounds(
@@ -294,36 +199,34 @@ def run_rounds(
     remeasured = 0
     if live:
         first = live[0].spec
-        policy = interference.NoisePolicy(**first.noise)
+        policy = first.noise
         retries_left = policy.retries
         session = uuid.uuid4().hex[:12]  # pairs a ratio's blocks with those of the same job only
         # A timing process holds every point at once, each within its own limit.
         limit = None if first.memory_limit_mb is None else first.memory_limit_mb * len(live)
         job = RoundsJob(tuple(p.spec for p in live))
-        with runner.Forker(preload, job) as forker:
+        with launchers.Forker(preload, job) as forker:
             while _due(live, len(live[0].kept)):
                 generation = len(live[0].kept)
                 # The CPU's drift canary, here and not in the child (its buffers would count there).
-                bandwidth = None if on_gpu(first) else drift.memory_bandwidth_gbs()
-                began, began_at = time.monotonic(), time.time()
-                outcome = forker.run(target, RoundsJob(job.specs, rng.randrange(2**32)), memory_limit_mb=limit)
+                canary = None if on_gpu(first) else drift.memory_bandwidth_gbs()
+                one = RoundsJob(job.specs, rng.randrange(2**32), session, generation, canary)
+                outcome = forker.run(target, one, memory_limit_mb=limit)
                 if outcome.value is None:
                     log_progress(f"{first.model}: timing process {generation + 1}: {outcome.status}: {outcome.error}")
                     for point in live:
                         point.failure = outcome
                     break
-                disturbed = outcome.value["interference"]["disturbed"]
+                made: list[ProcessResult] = outcome.value["results"]
+                disturbed = made[0].disturbed
                 if disturbed and retries_left > 0:
                     retries_left -= 1
                     remeasured += 1
                     log_progress(f"process disturbed ({disturbed}); waiting for a quiet machine, then measuring again")
                     interference.wait_for_quiet(policy, first.threads, policy.quiet_wait_seconds, log_progress)
                     continue
-                facts = dict(interference=outcome.value["interference"], memory_bandwidth_gbs=bandwidth,
-                             process_seconds=time.monotonic() - began, began_at=began_at, forked=True,
-                             session=session, generation=generation)
-                for point, answer in zip(live, outcome.value["points"]):
-                    point.kept.append(_process_result(point.spec, answer, **facts))
+                for point, result in zip(live, made):
+                    point.kept.append(result)
     return [_finish(point, started, remeasured) for point in points]
 
 
@@ -360,16 +263,11 @@ def _finish(point: Point, started_at: str, remeasured: int) -> ThroughputRecord:
     return _measured(point, fields)
 
 
-def _summary(value: dict[str, Any]) -> timing.Summary:
-    known = timing.Summary.__dataclass_fields__
-    return timing.Summary(**{k: v for k, v in value.items() if k in known})
-
-
 def _measured(point: Point, fields: dict[str, Any]) -> ThroughputRecord:
     spec, kept, memory = point.spec, point.kept, point.memory
-    summaries = [_summary(v) for v in kept]
-    combined = timing.combine(summaries, spec.batch_size, timing.Budget(**spec.budget).target_rel_ci)
-    watched = [v["interference"] for v in kept]
+    summaries = [r.summary for r in kept]
+    combined = timing.combine(summaries, spec.batch_size, spec.budget.target_rel_ci)
+    watched = [r.interference for r in kept]
     disturbed = [w["disturbed"] for w in watched if w["disturbed"]]
     disturbance = (
         f"{len(disturbed)} of {len(kept)} processes disturbed after {fields['remeasured']} "
@@ -392,7 +290,7 @@ def _measured(point: Point, fields: dict[str, Any]) -> ThroughputRecord:
         # whose libraries would count in another runtime's memory.
         gflops_per_image=models.gflops_per_image(spec.model),
         cpu_share=min(w["cpu_share"] for w in watched),
-        memory_bandwidth_gbs=drift.median_bandwidth(kept),
+        memory_bandwidth_gbs=drift.median_bandwidth([r.memory_bandwidth_gbs for r in kept]),
         interference=max(shares) if shares else None,
         **asdict(combined),
         **fields,

@@ -25,18 +25,14 @@ from typing import Any, ClassVar
 
 import jsonschema
 
-from dlmark import hardware, models, provenance, runtimes
-from dlmark.runner import ERROR, OK, OUT_OF_MEMORY
+from dlmark import provenance
+from dlmark.results.status import OK, STATUSES
+from dlmark.measure.timing import Summary
 
 # Version 2: several processes per throughput point, interference, `noisy`.
 # Version 3: CPU memory is the process's own (mapped files' pages beside it), points measured in
 # interleaved rounds.
 SCHEMA_VERSION = 3
-
-# ok, out_of_memory and error come from the runner (how a process ended).
-NOISY = "noisy"  # measured while the machine was disturbed, and not remeasured clean
-STATUSES = (OK, NOISY, OUT_OF_MEMORY, ERROR)
-TRUSTED = (OK,)  # statuses whose numbers compare and speed-ups may use
 
 
 class ResultFileError(ValueError):
@@ -120,22 +116,6 @@ class Record:
             "additionalProperties": False,
         }
 
-    @staticmethod
-    def common(model: str, device: str, runtime: str, precision: str, machine: str) -> dict[str, Any]:
-        """The shared fields of a record about `model` on `device`, with host facts."""
-        return {
-            "model": model,
-            "family": models.model_info(model).family,
-            "device": device,
-            "device_name": hardware.device_name(device),
-            "machine": machine,
-            "runtime": runtime,
-            "precision": precision,
-            "software": hardware.software(runtimes.framework_of(runtime, precision)),
-            "host": hardware.host_facts(),
-            **provenance.workflow_version(),
-        }
-
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         if self.settings:
@@ -176,6 +156,42 @@ class Record:
 _STATUS = {"enum": list(STATUSES)}
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProcessResult:
+    """One point's result from one timing process: the unit every interval rests on.
+
+    Made once, in the process that timed the point (as pyperf's `Run` is
+    made by its worker), and carried unchanged to the record, so what a
+    process measured cannot be edited on its way into a table. In the raw
+    JSON it is one flat object: the timing summary's fields beside the rest.
+    """
+
+    summary: Summary  # the calls' latencies and their statistics
+    block_ms: list[float]  # each block's mean latency, a block per round: what ratios pair
+    interference: dict  # what the rest of the machine did meanwhile (interference.WatchResult)
+    memory_bandwidth_gbs: float | None  # the drift canary timed just before the process (CPU)
+    process_peak_mb: float | None  # the timing process's own peak memory, every point of the model in it
+    launcher: str  # how the process was started: "forked" from the warm process
+    session: str  # the job that measured it: ratios pair blocks of one session only
+    generation: int  # which of the job's timing processes it was
+    began_at: float  # Unix time
+    process_seconds: float  # from its start to its answer
+
+    @property
+    def disturbed(self) -> str | None:
+        return self.interference.get("disturbed")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "summary"}
+        return {**dataclasses.asdict(self.summary), **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProcessResult:
+        own = {f.name for f in dataclasses.fields(cls)}
+        summary = Summary(**{k: v for k, v in data.items() if k in Summary.__dataclass_fields__})
+        return cls(summary=summary, **{k: v for k, v in data.items() if k in own and k != "summary"})
+
+
 @dataclass(kw_only=True)
 class ThroughputRecord(Record):
     """One model x device x runtime x precision x batch size.
@@ -209,7 +225,7 @@ class ThroughputRecord(Record):
     processes: int = col(0, minimum=0)  # fresh processes the numbers rest on
     cpu_share: float | None = col()  # the lowest of the processes
     interference: float | None = col()  # the highest share of the machine other processes used
-    # The machine's own drift (dlmark.drift): the canary before each process, its median here;
+    # The machine's own drift (dlmark.measure.drift): the canary before each process, its median here;
     # speed and drift are filled when the table is made, from all rows of the machine.
     memory_bandwidth_gbs: float | None = col()
     machine_speed: float | None = col()  # this row's canary / the machine's median
@@ -228,8 +244,13 @@ class ThroughputRecord(Record):
     warmup_seconds: float = col(0.0, csv=False)
     started_at: str | None = col(csv=False)
     finished_at: str | None = col(csv=False)
-    process_results: list = extra(list)  # each timing process's summary, latencies, blocks and interference
+    process_results: list[ProcessResult] = extra(list)  # each timing process's own result
     memory_trial: dict = extra()  # the process that measured its memory: peak, baseline, resident set
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["process_results"] = [p.to_dict() for p in self.process_results]
+        return data
 
 
 @dataclass(kw_only=True)

@@ -2,12 +2,12 @@
 
 A change counts only when it is both real and large: the two runs' 95%
 confidence intervals must not overlap (else it may be noise; on a CPU they
-include the machine's own drift over its run, see dlmark.drift), and the
+include the machine's own drift over its run, see dlmark.measure.drift), and the
 relative change must pass a threshold.
 
 A machine can also change between runs: a shared VM's host gets busier,
 and every row slows, code unchanged. Each CPU row carries the drift
-canary's memory bandwidth (`dlmark.drift`), so the two runs' canary levels
+canary's memory bandwidth (`dlmark.measure.drift`), so the two runs' canary levels
 tell how the machine itself moved. A row's change is then judged against
 the band between no change and the machine's shift: a row slowed by no
 more than the machine (plus the threshold) is the machine's doing, and is
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlmark.records import NOISY, TRUSTED
+from dlmark.results.status import NOISY, TRUSTED
 
 KEYS = ["machine", "device", "runtime", "precision", "model", "batch_size"]
 
@@ -133,7 +133,7 @@ def report(changes: list[Change], compared: int, threshold: float, noisy: int = 
 
 
 def drift_note(old: pd.DataFrame, new: pd.DataFrame) -> str | None:
-    """How much each run's machine drifted (dlmark.drift): the intervals include it."""
+    """How much each run's machine drifted (dlmark.measure.drift): the intervals include it."""
     if "machine_drift" not in old or "machine_drift" not in new:
         return None
     drifts = [frame["machine_drift"].dropna() for frame in (old, new)]

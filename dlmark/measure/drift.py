@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dlmark.records import NOISY, OK
+from dlmark.results.status import NOISY, OK
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,10 +64,10 @@ def memory_bandwidth_gbs(seconds: float = CANARY_SECONDS) -> float:
     return float(np.median(rates))
 
 
-def median_bandwidth(processes: list[dict]) -> float | None:
-    """A row's canary: the median over its processes (none on a GPU)."""
-    readings = [p["memory_bandwidth_gbs"] for p in processes if p.get("memory_bandwidth_gbs") is not None]
-    return float(np.median(readings)) if readings else None
+def median_bandwidth(readings: list[float | None]) -> float | None:
+    """A row's canary: the median of its processes' readings (none on a GPU)."""
+    values = [r for r in readings if r is not None]
+    return float(np.median(values)) if values else None
 
 
 def drift_of(bandwidths: "pd.Series") -> tuple[float, float] | None:

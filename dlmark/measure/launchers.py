@@ -1,0 +1,372 @@
+"""Starting, watching and judging measurement processes (the parent side).
+
+Every measurement runs in a child process (`dlmark.measure.child` says why and
+runs inside it). The three ways to start one share one protocol,
+`Launcher`: `run(target, arg, ...)` calls `target(arg)` in a watched child
+and returns how it ended, an `Outcome`, never raising for the child's
+failures; `close()` ends what the launcher keeps running.
+
+- `Fresh`: a new Python process per call. Its memory is the call's own.
+- `Prestarted`: new processes too, each started one call ahead, so that
+  its framework is imported by the time its call comes.
+- `Forker`: children forked from one warm process that imported the
+  framework once. Right for timings and GPU memory; not for CPU memory,
+  since a forked child's resident set leaves out its parent's pages.
+
+Each child's own memory is watched against a limit, and its exit read:
+a result, a framework error, an out-of-memory kill, a crash, a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from dlmark.measure import memory
+from dlmark.measure.child import die_with_parent
+from dlmark.results.status import ERROR, OK, OUT_OF_MEMORY
+
+Target = Callable[[Any], dict[str, Any]]
+
+
+@dataclass
+class Outcome:
+    status: str
+    value: dict[str, Any] | None
+    error: str | None
+    observed_peak_mb: float
+
+
+class Launcher(Protocol):
+    """What the scenarios use to run a measurement in a process of its own."""
+
+    def run(
+        self, target: Target, arg: Any, memory_limit_mb: float | None = None,
+        timeout_s: float | None = None, poll_s: float = 0.05,
+    ) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+def child_command(mode: str, *paths: str) -> list[str]:
+    """The command line of a child in one of `dlmark.measure.child.MODES`."""
+    return [sys.executable, "-m", "dlmark.measure.child", mode, *paths]
+
+
+def _start(mode: str, *paths: str, pipes: bool = False, **env: str) -> subprocess.Popen:
+    """A child process, dying with this one, that imports dlmark as this one does.
+
+    A plain subprocess, not multiprocessing: spawn would rerun the parent's
+    __main__, which under Snakemake is the job script itself.
+    """
+    pipe = subprocess.PIPE if pipes else None
+    return subprocess.Popen(
+        child_command(mode, *paths),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), **env),
+        stdin=pipe,
+        stdout=pipe,
+        bufsize=0 if pipes else -1,
+        preexec_fn=die_with_parent,
+    )
+
+
+def _job_files(target: Target, arg: Any) -> tuple[str, str, str]:
+    """A folder holding the pickled call: (folder, job file, where the answer will be)."""
+    if getattr(target, "__module__", None) == "__main__":
+        raise ValueError("a measurement's target must be importable by module name, not from __main__")
+    workdir = tempfile.mkdtemp(prefix="dlmark-child-")
+    job_path = os.path.join(workdir, "job.pkl")
+    with open(job_path, "wb") as f:
+        pickle.dump((target, arg), f)
+    return workdir, job_path, os.path.join(workdir, "answer.pkl")
+
+
+def _watch(
+    pid: int,
+    finished: Callable[[float], int | None],
+    memory_limit_mb: float | None,
+    timeout_s: float | None,
+    poll_s: float,
+) -> tuple[int | None, float, str | None]:
+    """Watch process `pid` until `finished(poll_s)` gives its exit code.
+
+    Returns (exit code, largest own memory seen, why it was killed). The
+    process's own memory (`memory.ResidentSet.own_mb`: what it allocated,
+    not the mapped libraries' pages) is polled so that a trial which would
+    push the host into swap or the OOM killer is stopped early instead.
+    """
+    watched: int | None = pid
+    observed = 0.0
+    started = time.monotonic()
+    while True:
+        code = finished(poll_s)
+        if code is not None:
+            return code, observed, None
+        try:
+            if watched is not None:
+                observed = max(observed, memory.resident_set(watched).own_mb)
+        except OSError:  # ended between the two checks (its exit comes next), or no /proc
+            watched = None
+            continue
+        if memory_limit_mb is not None and observed > memory_limit_mb:
+            return None, observed, (
+                f"exceeded the memory limit of {memory_limit_mb:.0f} MiB "
+                f"(its own memory reached {observed:.0f} MiB)"
+            )
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            return None, observed, f"timed out after {timeout_s:.0f} s"
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(code).name
+    except ValueError:
+        return f"signal {code}"
+
+
+def _outcome(
+    code: int | None, observed: float, killed_for: str | None, answer_path: str, memory_limit_mb: float | None
+) -> Outcome:
+    """How a watched process ended, from its answer file, exit code or the reason it was killed."""
+    if killed_for is not None:
+        status = OUT_OF_MEMORY if "memory" in killed_for else ERROR
+        return Outcome(status, None, killed_for, observed)
+    if not os.path.exists(answer_path):
+        code = code or 0
+        if code < 0 and -code == signal.SIGKILL:
+            return Outcome(
+                OUT_OF_MEMORY, None, "killed by SIGKILL (most likely the kernel's out-of-memory killer)", observed
+            )
+        if code < 0:
+            return Outcome(ERROR, None, f"crashed with {_signal_name(-code)}", observed)
+        # MXNet's own SIGSEGV handler prints "Segmentation fault" and exits with 255.
+        return Outcome(
+            ERROR, None, f"exited with status {code} without a result (its last words are in the job log)", observed
+        )
+    with open(answer_path, "rb") as f:
+        status, value, error = pickle.load(f)
+    if status == OK and value is not None:
+        peak = float(value.get("child_peak_mb", 0.0))
+        observed = max(observed, peak)
+        if memory_limit_mb is not None and peak > memory_limit_mb:
+            return Outcome(
+                OUT_OF_MEMORY,
+                None,
+                f"exceeded the memory limit of {memory_limit_mb:.0f} MiB (its own memory peaked at {peak:.0f} MiB)",
+                observed,
+            )
+    return Outcome(status, value, error, observed)
+
+
+def _watched_outcome(
+    process: subprocess.Popen, answer_path: str, memory_limit_mb: float | None, timeout_s: float | None,
+    poll_s: float,
+) -> Outcome:
+    """Watch a child process of ours running its job to the end (or kill it), and say how it ended."""
+
+    def finished(wait_s: float) -> int | None:
+        try:
+            return process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    try:
+        code, observed, killed_for = _watch(process.pid, finished, memory_limit_mb, timeout_s, poll_s)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return _outcome(code, observed, killed_for, answer_path, memory_limit_mb)
+
+
+class _Closing:
+    """`with launcher:` closes it."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Fresh(_Closing):
+    """A new Python process per call: its memory is the call's own, its import paid each time.
+
+    With `memory_limit_mb`, the child's own memory is watched and the child
+    killed once it exceeds the limit (on a CPU the limit is a budget the
+    user sets); its own peak (from VmHWM) is checked too, for spikes
+    between polls.
+    """
+
+    def run(
+        self, target: Target, arg: Any, memory_limit_mb: float | None = None,
+        timeout_s: float | None = None, poll_s: float = 0.05,
+    ) -> Outcome:
+        workdir, job_path, answer_path = _job_files(target, arg)
+        try:
+            process = _start("run", job_path, answer_path)
+            return _watched_outcome(process, answer_path, memory_limit_mb, timeout_s, poll_s)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_isolated(target: Target, arg: Any, **limits: Any) -> Outcome:
+    """`target(arg)` in a new process (`Fresh`); never raises for its failures."""
+    return Fresh().run(target, arg, **limits)
+
+
+class Prestarted(_Closing):
+    """Fresh processes started one ahead, for jobs that measure memory only.
+
+    A largest-batch trial must be a fresh process (its peak resident set is
+    the trial's memory), and most of a small trial's time is Python starting
+    and importing the framework (about 1.1 of 1.55 s for resnet18_v1 at
+    batch 8 on a CPU). This keeps the next process started: it runs
+    `preload(arg)` (pin the thread pools, import the framework, run nothing,
+    as `Forker`'s warm process does) and then waits for its job while the
+    current one runs. Each process still runs one job and is watched,
+    killed and judged as `Fresh`'s are, and it shares no memory with the one
+    before, so its peak is a fresh process's.
+
+    Not for timings: the next process imports on the same cores while the
+    current one computes (its OpenMP threads sleep rather than spin while
+    they wait, so that the import slows the computing less: 0.73 s against
+    0.95 s for that trial's job, measured). It also holds the framework's
+    memory while it waits, beside the job being measured.
+    """
+
+    def __init__(self, preload: Callable[[Any], None], arg: Any) -> None:
+        self._workdir, self._preload_path, _ = _job_files(preload, arg)
+        self._next: subprocess.Popen | None = self._start()
+
+    def _start(self) -> subprocess.Popen:
+        return _start("prestarted", self._preload_path, pipes=True, OMP_WAIT_POLICY="PASSIVE")
+
+    def run(
+        self, target: Target, arg: Any, memory_limit_mb: float | None = None,
+        timeout_s: float | None = None, poll_s: float = 0.05,
+    ) -> Outcome:
+        """In the process started before; the one after starts now.
+
+        The one after starts only once this one has imported: two processes
+        importing side by side, measured, made the first trials' peaks 3 to
+        4 MiB lower (squeezenet1.1 at batch 57: 635.9 and 637.0 against
+        640.0 to 640.4 in fresh processes), as if another allocation pattern.
+        """
+        process = self._next or self._start()
+        assert process.stdin is not None and process.stdout is not None
+        process.stdout.readline()  # "ready", or nothing if it died while importing
+        self._next = self._start()
+        workdir, job_path, answer_path = _job_files(target, arg)
+        try:
+            try:
+                process.stdin.write(f"{job_path}\t{answer_path}\n".encode())
+                process.stdin.close()
+            except OSError:
+                pass  # it died while importing: its exit code tells how
+            return _watched_outcome(process, answer_path, memory_limit_mb, timeout_s, poll_s)
+        finally:
+            process.stdout.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop the process that has no job yet; it has computed nothing."""
+        if self._next is not None:
+            self._next.kill()
+            self._next.wait()
+            for pipe in (self._next.stdin, self._next.stdout):
+                if pipe is not None:
+                    pipe.close()
+            self._next = None
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+class Forker(_Closing):
+    """A warm process that forks fresh measurement processes on demand.
+
+    Starting Python and importing MXNet costs more than a second, paid again
+    by every process a point is measured in. This process pays it once
+    (`preload(arg)`: pin the thread pools, import the framework, run
+    nothing), then forks a child per measurement. A forked child builds its
+    own network, memory pool and thread pools, as a new process does, and it
+    is watched, killed and judged the same way (a crash is a status, not a
+    dead job). What it does not give is a fresh process's resident set:
+    pages the warm process touched are not counted until the child touches
+    them. So CPU memory figures come from fresh processes; forked ones give
+    timings, and GPU memory (the warm process never touches the device).
+    """
+
+    def __init__(self, preload: Callable[[Any], None], arg: Any) -> None:
+        self._workdir, job_path, _ = _job_files(preload, arg)
+        self._process = _start("forker", job_path, pipes=True)
+        self._pending = b""
+        ready = self._readline(None)
+        if ready != "ready":
+            self.close()
+            raise RuntimeError(f"the warm measurement process failed to start (said {ready!r})")
+
+    def _readline(self, timeout_s: float | None) -> str | None:
+        """One protocol line, or None if none came within `timeout_s` (None: wait)."""
+        assert self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([fd], [], [], timeout_s)
+            if not ready:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return ""  # the warm process is gone
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line.decode()
+
+    def run(
+        self, target: Target, arg: Any, memory_limit_mb: float | None = None,
+        timeout_s: float | None = None, poll_s: float = 0.05,
+    ) -> Outcome:
+        """In a child forked from the warm process, which reports its pid and then its exit."""
+        workdir, job_path, answer_path = _job_files(target, arg)
+        assert self._process.stdin is not None
+        try:
+            try:
+                self._process.stdin.write(f"{job_path}\t{answer_path}\n".encode())
+                pid = int(self._readline(None) or "")
+            except (OSError, ValueError):
+                return Outcome(ERROR, None, "the warm measurement process died", 0.0)
+
+            def finished(wait_s: float) -> int | None:
+                line = self._readline(wait_s)
+                return None if line is None else int(line or "-9")
+
+            code, observed, killed_for = _watch(pid, finished, memory_limit_mb, timeout_s, poll_s)
+            if code is None:  # killed for its memory or time: collect its exit
+                os.kill(pid, signal.SIGKILL)
+                self._readline(None)
+            return _outcome(code, observed, killed_for, answer_path, memory_limit_mb)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        shutil.rmtree(self._workdir, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The measurements dlmark makes, side by side: throughput, the largest batch, accuracy."""

@@ -1,0 +1,123 @@
+"""Inside each timing process of a throughput job: every point built, warmed up, then timed in rounds.
+
+`dlmark.scenarios.throughput` starts these processes (forked from one warm
+process that ran `preload`) and turns what they return into records.
+Here, in the child: each point is built and warmed up, then every round
+times one short block of every point still due, in a new random order
+each round, while the rest of the machine is watched. The process returns
+one `ProcessResult` per point.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dlmark import hardware, runtimes, variants
+from dlmark.measure import interference, memory, timing
+from dlmark.measure.child import limit_threads, log_progress
+from dlmark.results.records import ProcessResult
+from dlmark.specs import Measured
+
+# How long each point is timed at a stretch before the round moves on: short against
+# the machine's drift (its speed decorrelates within seconds on a shared VM), long
+# against a call and the untimed call that starts each block. A block is shorter
+# still when that gives `measure.min_seconds` fewer than MIN_ROUNDS rounds.
+BLOCK_SECONDS = 0.3
+MIN_ROUNDS = 3
+# Calls shorter than this get an untimed call at the start of each block (caches and
+# threads of a point that waited while others ran); a longer call refills them itself.
+REWARM_BELOW_SECONDS = 0.05
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThroughputSpec(Measured):
+    """One point: the measured variant at one batch size, and how carefully to time it."""
+
+    batch_size: int
+    machine: str
+    budget: timing.Budget  # the config's measure block
+    noise: interference.NoisePolicy  # the config's noise block
+    memory_limit_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class RoundsJob:
+    """What one timing process does: every point of a model on a device, in rounds from `seed`.
+
+    `session` and `generation` name the process in its results; `canary_gbs`
+    is the drift canary its parent timed just before it.
+    """
+
+    specs: tuple[ThroughputSpec, ...]
+    seed: int = 0
+    session: str = ""
+    generation: int = 0
+    canary_gbs: float | None = None
+
+
+def preload(job: RoundsJob) -> None:
+    """What every timing process of `job` needs before it builds anything.
+
+    Run once in the warm process that forks them (`launchers.Forker`): thread
+    pools pinned, every runtime of the points imported, nothing built or run.
+    """
+    limit_threads(job.specs[0].threads)
+    for runtime, precision in dict.fromkeys((s.runtime, s.precision) for s in job.specs):
+        runtimes.get(runtime, precision).preload()
+    timing.t_quantile_975(2)  # imports scipy here, not between a child's timed calls
+
+
+def measure_rounds(job: RoundsJob) -> dict[str, Any]:
+    """Build, warm up, then time every point of `job` in rounds of blocks (child side).
+
+    Every point has a block in each of the first MIN_ROUNDS rounds, and
+    stays in the rounds until it has met the stopping rule
+    (`timing.enough`): a point whose calls are slow needs fewer rounds
+    than one that is noisy. Its ratios pair the rounds both points had.
+    The machine is watched over the rounds.
+    """
+    first = job.specs[0]
+    limit_threads(first.threads)
+    began_at, began = time.time(), time.monotonic()
+    budget = first.budget
+    calls, warm = [], []
+    for spec in job.specs:
+        log_progress(f"{spec.model} on {spec.device}, {spec.runtime}/{spec.precision} batch {spec.batch_size}, "
+                     f"{spec.threads} thread(s): building and warming up")
+        backend = runtimes.get(spec.runtime, spec.precision)
+        # The input lives on the device before the clock starts: copying it in
+        # would time the host-to-device link, not the model.
+        calls.append(backend.timed_call(variants.variant_of(spec), spec.batch_size, spec.device))
+        warm.append(timing.warm_up(calls[-1], budget))
+    blocks: list[list[list[float]]] = [[] for _ in calls]
+    rng = random.Random(job.seed)
+    policy = first.noise
+    block_seconds = min(BLOCK_SECONDS, budget.min_seconds / MIN_ROUNDS)
+    rewarm = [seconds / n < REWARM_BELOW_SECONDS for n, seconds in warm]
+    def due(i: int) -> bool:  # a point leaves the rounds once it has met the stopping rule
+        return len(blocks[i]) < MIN_ROUNDS or not timing.enough([x for b in blocks[i] for x in b], budget)
+
+    with interference.Watch(first.threads, policy, hardware.device_index(first.device)) as watch:
+        while pending := [i for i in range(len(calls)) if due(i)]:
+            for i in rng.sample(pending, len(pending)):
+                blocks[i].append(timing.time_block(calls[i], block_seconds, rewarm=rewarm[i]))
+    log_progress(f"timed {len(calls)} point(s) in {max(len(b) for b in blocks)} rounds")
+    facts = dict(
+        interference=watch.result.to_dict(), memory_bandwidth_gbs=job.canary_gbs, process_peak_mb=memory.own_peak_mb(),
+        launcher="forked", session=job.session, generation=job.generation, began_at=began_at,
+        process_seconds=time.monotonic() - began,
+    )
+    return {"results": [process_result(spec, w, b, **facts) for spec, w, b in zip(job.specs, warm, blocks)]}
+
+
+def process_result(
+    spec: ThroughputSpec, warm: tuple[int, float], blocks: list[list[float]], **facts: Any
+) -> ProcessResult:
+    """One point's result from this timing process: its calls' summary and its blocks' mean latencies."""
+    summary = timing.summarize([x for block in blocks for x in block], spec.batch_size, spec.budget.target_rel_ci,
+                               *warm)
+    timing.note_budget(summary, spec.budget)
+    return ProcessResult(summary=summary, block_ms=[1e3 * sum(b) / len(b) for b in blocks], **facts)
