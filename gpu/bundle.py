@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,19 +45,37 @@ def fetch_wheels(into: Path) -> None:
     """
     into.mkdir(parents=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    for name in carried():
-        pin = f"{name}=={metadata.version(name)}"
-        platform = [flag for p in PLATFORMS for flag in ("--platform", p)]
-        download = pip + ["download", "--no-deps", "--only-binary", ":all:", "--python-version", "3.12",
-                          "--implementation", "cp", *platform, "--dest", str(into), pin]
-        if subprocess.run(download, capture_output=True).returncode == 0:
-            continue
-        with tempfile.TemporaryDirectory() as scratch:
-            subprocess.run(pip + ["wheel", "--no-deps", "--wheel-dir", scratch, pin], check=True)
-            (wheel,) = Path(scratch).glob("*.whl")
-            if not wheel.name.endswith("-py3-none-any.whl"):
-                raise SystemExit(f"{pin}: no Python 3.12 wheel on the index and not pure Python ({wheel.name})")
-            shutil.move(str(wheel), into / wheel.name)
+    platform = [flag for p in PLATFORMS for flag in ("--platform", p)]
+    download = pip + ["download", "--no-deps", "--only-binary", ":all:", "--python-version", "3.12",
+                      "--implementation", "cp", *platform, "--dest", str(into)]
+    pins = [f"{name}=={metadata.version(name)}" for name in carried()]
+    # One resolver run for them all (a pip start per package took most of a minute); a
+    # package with no 3.12 wheel, which pip names, is built here and left out of the next run.
+    while pins:
+        done = subprocess.run(download + pins, capture_output=True, text=True)
+        if done.returncode == 0:
+            return
+        named = re.search(r"No matching distribution found for (\S+)", done.stderr)
+        wanted = {_normal(p.split("==")[0]): p for p in pins}
+        pin = wanted.get(_normal(named.group(1).split("==")[0])) if named else None
+        if pin is None:
+            raise SystemExit(f"pip download failed:\n{done.stderr}")
+        _build_pure_wheel(pip, pin, into)
+        pins.remove(pin)
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _build_pure_wheel(pip: list[str], pin: str, into: Path) -> None:
+    """A package published only as source (connection-pool, for one): it must be pure Python to serve 3.12."""
+    with tempfile.TemporaryDirectory() as scratch:
+        subprocess.run(pip + ["wheel", "--no-deps", "--wheel-dir", scratch, pin], check=True)
+        (wheel,) = Path(scratch).glob("*.whl")
+        if not wheel.name.endswith("-py3-none-any.whl"):
+            raise SystemExit(f"{pin}: no Python 3.12 wheel on the index and not pure Python ({wheel.name})")
+        shutil.move(str(wheel), into / wheel.name)
 
 
 def prepare_variants(out: Path) -> None:

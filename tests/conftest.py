@@ -30,7 +30,7 @@ TINY_CONFIG = {
     "batch_sizes": [1, 2],
     "cpu_threads": 1,
     "cpu_memory_limit_mb": 400,
-    "max_batch": {"upper_bound": 256},
+    "max_batch": {"upper_bound": 32},
     "measure": {
         "warmup_min_seconds": 0.05,
         "warmup_max_seconds": 1,
@@ -65,9 +65,9 @@ def snakemake(workdir: Path, *args: str, cores: int = 1, check: bool = True, tim
         str(workdir),
         "--cores",
         str(cores),
+        *args,  # before --resources, which would take a target for a resource
         "--resources",
         "gpu=1",
-        *args,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:

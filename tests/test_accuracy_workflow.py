@@ -7,7 +7,6 @@ import mxnet as mx
 import pandas as pd
 import pytest
 from conftest import publish, snakemake, write_config
-from PIL import Image
 
 from dlmark import imagenet, models
 from dlmark.scenarios import accuracy
@@ -36,7 +35,8 @@ def test_measured_accuracy_replaces_the_published_one(tmp_path, tiny_config, mod
     )
     work = tmp_path / "work"
     write_config(work, tiny_config)
-    snakemake(work)
+    # The accuracy table alone: its weights, its variant and the pass (the rest is the tiny run's).
+    snakemake(work, "results/accuracy.csv")
 
     fetched = work / f"resources/weights/{MODEL}-{sha1[:8]}.params"
     assert fetched.read_bytes() == payload
@@ -50,9 +50,6 @@ def test_measured_accuracy_replaces_the_published_one(tmp_path, tiny_config, mod
     net.load_parameters(str(fetched))
     expected = accuracy.evaluate(data.predict_with(net), samples, input_size=224, workers=1)
     assert (row["top1"], row["top5"]) == (expected.top1, expected.top5)
-
-    with Image.open(work / "results/figures/throughput_vs_accuracy.png") as image:
-        image.verify()
 
 
 def test_bad_val_dir_fails_before_any_benchmark(tmp_path, tiny_config):

@@ -15,32 +15,42 @@ MODEL = "squeezenet1.1"  # about 7 MiB per image: boundaries far apart
 
 
 @pytest.mark.workflow
-def test_reported_max_batch_fits_and_the_next_does_not(tmp_path, tiny_config):
-    # Put the limit halfway between the peaks of batch 20 and 21, so the
-    # answer is well inside the search range and clear of run-to-run noise.
+def test_the_largest_batch_fits_the_next_does_not_and_a_model_that_never_fits_is_a_row(tmp_path, tiny_config):
+    """squeezenet1.1's limit lies halfway between the peaks of batch 20 and 21, so the answer is well
+    inside the search range and clear of run-to-run noise; mobilenet0.25's is below what batch 1 needs:
+    its rows fail with the reason, and the rest of the run completes."""
     probe = maxbatch.isolated_trial(measured(MODEL), memory_limit_mb=1e9)
     limit = (probe(20).peak_memory_mb + probe(21).peak_memory_mb) / 2
-    tiny_config.update(models=[MODEL], batch_sizes=[1, 32], cpu_memory_limit_mb=limit)
+    tiny_config.update(batch_sizes=[1, 32], cpu_memory_limit_mb=limit)
+    tiny_config["model_overrides"] = {"mobilenet0.25": {"cpu_memory_limit_mb": 60}}
+    tiny_config["measure"].update(min_processes=2, max_processes=2)
     write_config(tmp_path, tiny_config)
     snakemake(tmp_path)
 
-    row = pd.read_csv(tmp_path / "results/max_batch_size.csv").iloc[0]
-    assert row["model"] == MODEL and row["status"] == "ok"
-    assert row["max_batch_size"] == 20
+    largest = pd.read_csv(tmp_path / "results/max_batch_size.csv").set_index("model")
+    row = largest.loc[MODEL]
+    assert row["status"] == "ok" and row["max_batch_size"] == 20
     assert row["memory_limit_mb"] == pytest.approx(limit)
     assert row["memory_at_max_mb"] <= limit
     assert 2 <= row["trials"] <= 6
-
     check = maxbatch.isolated_trial(measured(MODEL), memory_limit_mb=limit)
     assert check(20).fits
     assert not check(21).fits
+    # Not even batch 1 fits mobilenet0.25's limit: the search says so after the probe and batch 1.
+    assert largest.loc["mobilenet0.25", "max_batch_size"] == 0
+    assert largest.loc["mobilenet0.25", "trials"] == 2
 
-    points = pd.read_csv(tmp_path / "results/throughput.csv").set_index("batch_size")
-    assert points.loc[1, "status"] == "ok"
-    assert points.loc[32, "status"] == "out_of_memory"
-    assert "not run" in points.loc[32, "error"]
-    with Image.open(tmp_path / "results/figures/max_batch_size.png") as image:
-        image.verify()
+    points = pd.read_csv(tmp_path / "results/throughput.csv").set_index(["model", "batch_size"])
+    assert points.loc[(MODEL, 1), "status"] == "ok"
+    assert points.loc[(MODEL, 32), "status"] == "out_of_memory"
+    assert "not run" in points.loc[(MODEL, 32), "error"]
+    for batch in (1, 32):  # a failure is a row, not a dead workflow
+        failed = points.loc[("mobilenet0.25", batch)]
+        assert failed["status"] == "out_of_memory" and pd.isna(failed["throughput"])
+        assert "above the largest batch that fits, 0, within 60 MiB" in failed["error"]
+    for name in ("throughput_vs_batch_size", "memory_vs_batch_size", "max_batch_size", "throughput_vs_accuracy"):
+        with Image.open(tmp_path / f"results/figures/{name}.png") as image:
+            image.verify()
 
 
 @pytest.mark.parametrize("ready", [launchers.Prestarted, launchers.Forker], ids=["prestarted", "forked"])
@@ -49,7 +59,7 @@ def test_a_killed_trial_counts_as_not_fitting(ready):
         **identity(measured("mobilenet0.25")),
         machine="ci",
         memory_limit_mb=1000,
-        **{**config.max_batch_settings({}), "upper_bound": 256},
+        **{**config.max_batch_settings({}), "upper_bound": 64},
     )
     # A CPU search starts each trial's process ahead; a GPU search forks its
     # trials from one warm process (the same path, run here on the CPU).

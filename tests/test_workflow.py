@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from conftest import ROOT, SNAKEMAKE, snakemake, write_config
 from PIL import Image
 
@@ -126,83 +125,39 @@ def test_second_run_does_nothing(workdir):
     assert mtimes(workdir) == before
 
 
-def test_changing_one_models_batch_list_reruns_that_model_only(workdir):
-    before = mtimes(workdir)
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["model_overrides"] = {"mobilenet0.25": {"batch_sizes": [1, 2, 4]}}
+def planned(workdir: Path, config: dict) -> str:
+    """What Snakemake would run under `config` (a dry run); the run's own config is left as it was."""
+    original = (workdir / "config.yaml").read_text()
     write_config(workdir, config)
-    result = snakemake(workdir)
-    # One job measures the model's points together, in rounds: that model's files change, no other's.
-    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1
-    after = mtimes(workdir)
-    assert set(after) - set(before) == {f"{RAW}/mobilenet0.25/bs4.json"}
-    assert {p for p in before if after[p] != before[p]} == {f"{RAW}/mobilenet0.25/bs1.json", f"{RAW}/mobilenet0.25/bs2.json"}
-    assert len(pd.read_csv(workdir / "results/throughput.csv")) == 5
+    try:
+        result = snakemake(workdir, "-n")
+    finally:
+        (workdir / "config.yaml").write_text(original)
+    return result.stdout + result.stderr
 
 
-def test_changing_one_models_budget_reruns_that_model_only(workdir):
+def test_changing_one_models_batch_list_plans_that_model_only(workdir, tiny_config):
+    """A dry run's plan is the rerun (test_noisy_points... runs one): one model's job, its three points."""
     before = mtimes(workdir)
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config.setdefault("model_overrides", {})["squeezenet1.1"] = {"measure": {"max_seconds": 0.6}}
-    write_config(workdir, config)
-    result = snakemake(workdir)
-    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1
-    after = mtimes(workdir)
-    changed = {p for p in before if after[p] != before[p]}
-    assert changed == {f"{RAW}/squeezenet1.1/bs1.json", f"{RAW}/squeezenet1.1/bs2.json"}
+    tiny_config["model_overrides"] = {"mobilenet0.25": {"batch_sizes": [1, 2, 4]}}
+    plan = planned(workdir, tiny_config)
+    stats = jobs_run(plan)
+    assert stats.get("throughput") == 1 and stats.get("throughput_point") == 3
+    assert "max_batch" not in stats and "prepare_variant" not in stats  # its search and gate stand
+    assert "results/raw/ci/rounds/cpu/mobilenet0.25.json" in plan
+    assert "results/raw/ci/rounds/cpu/squeezenet1.1.json" not in plan
+    assert f"{RAW}/mobilenet0.25/bs4.json" in plan
+    assert mtimes(workdir) == before
 
 
-def test_failure_in_one_target_is_a_status_row_and_the_rest_completes(tmp_path, tiny_config):
-    tiny_config["batch_sizes"] = [1]
-    # A memory budget far below what the model needs even at batch 1.
-    tiny_config["model_overrides"] = {"squeezenet1.1": {"cpu_memory_limit_mb": 60}}
-    write_config(tmp_path, tiny_config)
-    snakemake(tmp_path)
-    frame = pd.read_csv(tmp_path / "results/throughput.csv").set_index("model")
-    assert frame.loc["mobilenet0.25", "status"] == "ok"
-    assert frame.loc["squeezenet1.1", "status"] == "out_of_memory"
-    assert "above the largest batch that fits, 0, within 60 MiB" in frame.loc["squeezenet1.1", "error"]
-    assert pd.isna(frame.loc["squeezenet1.1", "throughput"])
-    for name in FIGURES:
-        assert (tmp_path / "results/figures" / name).stat().st_size > 0
-    # The largest-batch search says why: not even batch 1 fits the limit.
-    largest = pd.read_csv(tmp_path / "results/max_batch_size.csv").set_index("model")
-    assert largest.loc["squeezenet1.1", "max_batch_size"] == 0
-    assert largest.loc["squeezenet1.1", "trials"] == 2  # the probe, then batch 1
-
-
-def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny_config):
-    tiny_config["measure"]["min_seconds"] = 1.0
-    tiny_config["measure"]["max_seconds"] = 1.5
-    write_config(tmp_path, tiny_config)
-    command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
-    # Its own session, so the signal reaches Snakemake and its jobs together,
-    # as Ctrl-C in a terminal does.
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    raw = tmp_path / "results/raw"
-    deadline = time.monotonic() + 180
-    # A model's points are one job (its rounds file): interrupt once the first model is done.
-    while not mtimes(tmp_path, "rounds") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # let the next model's rounds get under way
-    os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=60)
-    finished = mtimes(tmp_path, "rounds")
-    assert len(finished) == 1, "the interrupt should land mid-sweep"
-    for path in raw.rglob("*"):
-        assert not path.name.endswith(".tmp"), f"temporary file left behind: {path}"
-    # Every file that exists is complete.
-    for path in (raw / "ci/throughput").rglob("*.json"):
-        tables.read_record(path)
-    for path in (raw / "ci/max_batch").rglob("*.json"):
-        tables.read_record(path, MaxBatchRecord)
-    result = snakemake(tmp_path)
-    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1  # the unfinished model only
-    after = mtimes(tmp_path, "rounds")
-    assert len(after) == 2 and all(after[p] == t for p, t in finished.items())
-    assert len(mtimes(tmp_path)) == 4
+def test_changing_one_models_budget_plans_that_model_only(workdir, tiny_config):
+    tiny_config["model_overrides"] = {"squeezenet1.1": {"measure": {"max_seconds": 0.6}}}
+    plan = planned(workdir, tiny_config)
+    stats = jobs_run(plan)
+    assert stats.get("throughput") == 1 and stats.get("throughput_point") == 2
+    assert "results/raw/ci/rounds/cpu/squeezenet1.1.json" in plan
+    assert "results/raw/ci/rounds/cpu/mobilenet0.25.json" not in plan
+    assert "Params have changed" in plan  # the budget reached the job through its params
 
 
 def measuring(process) -> bool:
@@ -215,40 +170,65 @@ def measuring(process) -> bool:
         return False
 
 
-def test_after_a_hard_kill_nothing_runs_on_and_unlock_then_rerun_finishes(tmp_path, tiny_config):
+def start_run(workdir: Path, **popen) -> subprocess.Popen:
+    command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "1"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+
+
+def wait_for(condition, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_a_run_stopped_by_ctrl_c_then_killed_hard_loses_only_the_job_in_progress(tmp_path, tiny_config):
+    """Ctrl-C mid-sweep, then kill -9 of the next run mid-measurement: every file left is whole, no
+    measurement outlives its Snakemake, the lock names the one manual step, and the third run measures
+    only the model no run finished."""
     import psutil
 
-    tiny_config["measure"]["min_seconds"] = 1.0
-    tiny_config["measure"]["max_seconds"] = 1.5
+    tiny_config["batch_sizes"] = [1]
+    tiny_config["measure"].update(min_seconds=1.0, max_seconds=1.5)
     write_config(tmp_path, tiny_config)
-    command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while not mtimes(tmp_path, "rounds") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    # Kill while the next model's job and its measurement process are under way.
+    raw = tmp_path / "results/raw"
+    # 1. Ctrl-C: its own session, so the signal reaches Snakemake and its jobs together, as in a terminal.
+    process = start_run(tmp_path, start_new_session=True)
+    wait_for(lambda: mtimes(tmp_path, "rounds"))  # a model's points are one job: its rounds file
+    time.sleep(1.0)  # the next model's job under way
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=60)
+    finished = mtimes(tmp_path, "rounds")
+    assert len(finished) == 1, "the interrupt should land mid-sweep"
+    for path in raw.rglob("*"):
+        assert not path.name.endswith(".tmp"), f"temporary file left behind: {path}"
+    for path in (raw / "ci/throughput").rglob("*.json"):
+        tables.read_record(path)  # every file that exists is complete
+    for path in (raw / "ci/max_batch").rglob("*.json"):
+        tables.read_record(path, MaxBatchRecord)
+    # 2. kill -9 of Snakemake alone, as the OOM killer or a lost node would, while a measurement runs.
+    process = start_run(tmp_path)
     running: list = []
-    while time.monotonic() < deadline:
-        running = psutil.Process(process.pid).children(recursive=True)
-        if any(measuring(p) for p in running):
-            break
-        time.sleep(0.1)
+
+    def measurement_started() -> bool:
+        running[:] = psutil.Process(process.pid).children(recursive=True)
+        return any(measuring(p) for p in running)
+
+    wait_for(measurement_started)
     assert running, "a measurement should be running when Snakemake is killed"
-    process.kill()  # kill -9 of Snakemake alone, as the OOM killer or a lost node would
+    process.kill()
     process.wait()
     gone, alive = psutil.wait_procs(running, timeout=15)
     assert not alive, f"still running after Snakemake died: {[p.cmdline() for p in alive]}"
-    finished = mtimes(tmp_path, "rounds")
-    assert len(finished) == 1
-    # The lock survives a hard kill; the README names the one manual step.
+    assert mtimes(tmp_path, "rounds") == finished  # the killed run finished nothing
+    # 3. The lock survives a hard kill; the README names the one manual step.
     locked = snakemake(tmp_path, check=False)
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
     snakemake(tmp_path, "--unlock")
     result = snakemake(tmp_path)
-    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1
+    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1  # the unfinished model only
     after = mtimes(tmp_path, "rounds")
     assert len(after) == 2 and all(after[p] == t for p, t in finished.items())
-    assert len(mtimes(tmp_path)) == 4
+    assert len(mtimes(tmp_path)) == 2
 
 
 def test_noisy_points_are_announced_and_remeasured_by_name(tiny_run, tmp_path):
