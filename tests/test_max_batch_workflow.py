@@ -8,7 +8,7 @@ from PIL import Image
 
 from dlmark import config
 from dlmark.measure import launchers
-from dlmark.scenarios import maxbatch, throughput
+from dlmark.scenarios import maxbatch, memory_trial, throughput
 from dlmark.specs import identity
 
 MODEL = "squeezenet1.1"  # about 7 MiB per image: boundaries far apart
@@ -63,7 +63,7 @@ def test_a_killed_trial_counts_as_not_fitting(ready):
     )
     # A CPU search starts each trial's process ahead; a GPU search forks its
     # trials from one warm process (the same path, run here on the CPU).
-    with ready(maxbatch.preload_trial, maxbatch.TrialSpec(**identity(spec), batch_size=1)) as starter:
+    with ready(memory_trial.preload_trial, memory_trial.TrialSpec(**identity(spec), batch_size=1)) as starter:
         trial = maxbatch.isolated_trial(spec.measured(), 1000, target=child_targets.killed_above_16, run=starter.run)
         record = maxbatch.run_search(spec, trial)
     assert record.status == "ok"

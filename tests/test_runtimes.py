@@ -134,7 +134,7 @@ def test_the_core_runs_where_mxnet_is_absent(tmp_path):
 import numpy as np
 from dlmark import config, runtimes, specs, variants
 from dlmark.results import plotting, tables
-from dlmark.scenarios import maxbatch, throughput
+from dlmark.scenarios import memory_trial, throughput
 config_ = {{"models": ["mobilenet0.25"], "batch_sizes": [1], "devices": ["cpu"],
            "variants": [{{"runtime": "mxnet", "precision": "float32"}}]}}
 try:
@@ -150,7 +150,7 @@ for runtime in ("torch", "onnxruntime"):
                                     budget=config.budget({{}}, "mobilenet0.25"), noise=config.noise_policy({{}}))
     [timed] = throughput.measure_rounds(throughput.RoundsJob((spec,)))["results"]
     assert timed.summary.iterations >= 3 and len(timed.block_ms) >= 3
-    trial = maxbatch.run_trial(maxbatch.TrialSpec(**specs.identity(spec), batch_size=2))
+    trial = memory_trial.run_trial(memory_trial.TrialSpec(**specs.identity(spec), batch_size=2))
     assert trial["peak_memory_mb"] > 0
     scores = variants.load(variants.variant_of(spec))(variants.gate_batch("mobilenet0.25"))
     assert np.array_equal(scores, np.load(r"{tmp_path}/" + runtime + ".npy"))  # as with MXNet present
@@ -194,14 +194,14 @@ def test_onnxruntime_memory_follows_the_batch_with_its_arena_grown_as_requested(
     """The default CPU arena grows in powers of two, so its peaks step; measured, memory grows with the
     batch, trial by trial in fresh processes, and the rows say how it was measured."""
     from dlmark.measure import launchers
-    from dlmark.scenarios import maxbatch
+    from dlmark.scenarios import memory_trial
 
     variants.prepare(variants.VariantSpec("mobilenet0.25", "onnxruntime", "float32", str(tmp_path), 1))
     peaks = {}
     for batch in (8, 16, 24, 32):
-        trial = maxbatch.TrialSpec(model="mobilenet0.25", device="cpu", runtime="onnxruntime", precision="float32",
+        trial = memory_trial.TrialSpec(model="mobilenet0.25", device="cpu", runtime="onnxruntime", precision="float32",
                                    threads=1, variant_dir=str(tmp_path), batch_size=batch)
-        outcome = launchers.run_isolated(maxbatch.run_trial, trial)
+        outcome = launchers.run_isolated(memory_trial.run_trial, trial)
         assert outcome.status == status.OK, outcome.error
         peaks[batch] = outcome.value["peak_memory_mb"]
     steps = [peaks[b] - peaks[b - 8] for b in (16, 24, 32)]

@@ -17,24 +17,17 @@ limit, by us or by the kernel, simply counts as "does not fit".
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from dlmark import hardware, runtimes, variants
+from dlmark import hardware, runtimes
 from dlmark.measure import launchers
-from dlmark.measure.child import limit_threads, log_progress
+from dlmark.measure.child import log_progress
 from dlmark.results.records import MaxBatchRecord
 from dlmark.results.status import ERROR, OK, OUT_OF_MEMORY
+from dlmark.scenarios.memory_trial import TrialSpec, preload_trial, run_trial
 from dlmark.specs import Measured, header, identity
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrialSpec(Measured):
-    """One trial: the measured variant at one batch size, run twice in a process of its own."""
-
-    batch_size: int
 
 
 @dataclass
@@ -59,32 +52,6 @@ class SearchResult:
     method: str = "linear"
 
 
-def _memory_process(spec: TrialSpec) -> runtimes.Backend:
-    """Ready this process to measure memory: thread pools pinned, the runtime's memory settings set."""
-    limit_threads(spec.threads)
-    backend = runtimes.get(spec.runtime, spec.precision)
-    if spec.device == "cpu":
-        for name, value in backend.memory_environment.items():
-            os.environ.setdefault(name, value)  # before the framework is imported: read once there
-    return backend
-
-
-def run_trial(spec: TrialSpec) -> dict[str, Any]:
-    """Two forward passes at one batch size; report the process's peak memory.
-
-    Runs in the child. Two calls, not one: the second shows whether memory
-    settles after the first call's allocations (static_alloc plans once).
-    """
-    backend = _memory_process(spec)
-    call = backend.memory_call(variants.variant_of(spec), spec.batch_size, spec.device)
-    # Weights, framework and input, before any activation: the line's intercept.
-    baseline = backend.current_memory_mb(spec.device)
-    for _ in range(2):
-        call()
-    peak = backend.peak_memory_mb(spec.device)
-    return {"peak_memory_mb": peak, "baseline_mb": baseline}
-
-
 TrialFn = Callable[[int], Trial]
 
 
@@ -92,15 +59,6 @@ TrialFn = Callable[[int], Trial]
 # stopped: a trial that completes gives its true peak, which places the
 # next guess far better than "somewhere above the limit" does.
 CPU_OVERSHOOT = 1.5
-
-
-def preload_trial(spec: TrialSpec) -> None:
-    """Readies a trial's process before its batch is known: thread pools pinned, framework imported.
-
-    Run by the warm process that forks a GPU search's trials, and by each
-    CPU trial's process, started while the trial before it runs.
-    """
-    _memory_process(spec).preload()
 
 
 def isolated_trial(

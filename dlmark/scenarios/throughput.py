@@ -11,7 +11,7 @@ runtimes; their spread is part of each point's interval.
 
 Memory is not read from those processes (each holds every point): each
 point's memory comes from a fresh process of its own that builds it and
-runs it twice, as a largest-batch trial does (`maxbatch.run_trial`).
+runs it twice, as a largest-batch trial does (`memory_trial.run_trial`).
 
 `run_rounds` is the parent side; inside each timing process runs
 `throughput_child.measure_rounds`. A disturbed process is measured again, and any ending (a
@@ -35,7 +35,7 @@ from dlmark.measure import drift, interference, launchers, timing
 from dlmark.measure.child import log_progress
 from dlmark.results.records import ProcessResult, ThroughputRecord
 from dlmark.results.status import ERROR, NOISY, OK, OUT_OF_MEMORY
-from dlmark.scenarios import maxbatch
+from dlmark.scenarios import memory_trial
 from dlmark.scenarios.throughput_child import RoundsJob, ThroughputSpec, measure_rounds, preload
 from dlmark.specs import header, identity
 
@@ -139,12 +139,12 @@ def measure_memory(points: list[Point]) -> None:
         starters: dict[tuple[str, str], Any] = {}
         for point in points:
             spec = point.spec
-            trial = maxbatch.TrialSpec(**identity(spec), batch_size=spec.batch_size)
+            trial = memory_trial.TrialSpec(**identity(spec), batch_size=spec.batch_size)
             key = (spec.runtime, spec.precision)
             if key not in starters:
                 ready = launchers.Forker if on_gpu(spec) else launchers.Prestarted
-                starters[key] = stack.enter_context(ready(maxbatch.preload_trial, trial))
-            outcome = starters[key].run(maxbatch.run_trial, trial, memory_limit_mb=spec.memory_limit_mb)
+                starters[key] = stack.enter_context(ready(memory_trial.preload_trial, trial))
+            outcome = starters[key].run(memory_trial.run_trial, trial, memory_limit_mb=spec.memory_limit_mb)
             if outcome.value is None:
                 point.failure = outcome
                 log_progress(f"{spec.model} batch {spec.batch_size} memory: {outcome.status}: {outcome.error}")

@@ -1,0 +1,60 @@
+"""A memory trial: one variant at one batch size, run twice in a process of its own.
+
+The unit both memory measurements share: the largest-batch search runs
+trials until one fits and the next does not, and each throughput point's
+memory is the trial at its batch (`scenarios.throughput`). The process's
+own peak (`dlmark.measure.memory`) is the trial's memory, so the process
+must be fresh on a CPU; a launcher (`dlmark.measure.launchers`) starts it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from dlmark import runtimes, variants
+from dlmark.measure.child import limit_threads
+from dlmark.specs import Measured
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialSpec(Measured):
+    """One trial: the measured variant at one batch size, run twice in a process of its own."""
+
+    batch_size: int
+
+
+def memory_process(spec: TrialSpec) -> runtimes.Backend:
+    """Ready this process to measure memory: thread pools pinned, the runtime's memory settings set."""
+    limit_threads(spec.threads)
+    backend = runtimes.get(spec.runtime, spec.precision)
+    if spec.device == "cpu":
+        for name, value in backend.memory_environment.items():
+            os.environ.setdefault(name, value)  # before the framework is imported: read once there
+    return backend
+
+
+def run_trial(spec: TrialSpec) -> dict[str, Any]:
+    """Two forward passes at one batch size; report the process's peak memory.
+
+    Runs in the child. Two calls, not one: the second shows whether memory
+    settles after the first call's allocations (static_alloc plans once).
+    """
+    backend = memory_process(spec)
+    call = backend.memory_call(variants.variant_of(spec), spec.batch_size, spec.device)
+    # Weights, framework and input, before any activation: the line's intercept.
+    baseline = backend.current_memory_mb(spec.device)
+    for _ in range(2):
+        call()
+    peak = backend.peak_memory_mb(spec.device)
+    return {"peak_memory_mb": peak, "baseline_mb": baseline}
+
+
+def preload_trial(spec: TrialSpec) -> None:
+    """Readies a trial's process before its batch is known: thread pools pinned, framework imported.
+
+    Run by the warm process that forks a GPU search's trials, and by each
+    CPU trial's process, started while the trial before it runs.
+    """
+    memory_process(spec).preload()
