@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 import jsonschema
 
 from dlmark import provenance
-from dlmark.results.status import OK, STATUSES
 from dlmark.measure.timing import Summary
+from dlmark.results.status import OK, STATUSES
 
 # Version 2: several processes per throughput point, interference, `noisy`.
 # Version 3: CPU memory is the process's own (mapped files' pages beside it), points measured in

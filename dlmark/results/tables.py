@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from dlmark import hardware, provenance
-from dlmark.results.records import SCHEMA_VERSION, AccuracyRecord, MaxBatchRecord, Record, ThroughputRecord
-from dlmark.results.records import ResultFileError  # noqa: F401  (readers catch it from here)
+from dlmark.results.records import (
+    SCHEMA_VERSION,
+    AccuracyRecord,
+    MaxBatchRecord,
+    Record,
+    ResultFileError,  # noqa: F401  (readers catch it from here)
+    ThroughputRecord,
+)
 from dlmark.results.status import ERROR, NOISY, TRUSTED
 
 if TYPE_CHECKING:  # pandas is imported where tables are made: job scripts need not pay for it

@@ -1,0 +1,1 @@
+"""What a measurement gives: records and their statuses, tables, ratios, comparisons, figures."""
