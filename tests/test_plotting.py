@@ -40,6 +40,19 @@ def test_noisy_points_are_drawn_apart_from_the_line():
     assert any(label.startswith("noisy") for label in labels)
 
 
+def test_a_model_measured_in_one_variant_has_its_bars_centred_and_colours_match_across_panels():
+    """Bars dodge within a panel only: resnet18_v1 has two variants, squeezenet1.1 (as in the default run) one."""
+    one = rows()
+    one = one[one["runtime"] == "mxnet"].assign(model="squeezenet1.1", family="SqueezeNet")
+    fig = plotting.throughput_vs_device(pd.concat([rows(), one]))
+    both, alone = (ax for ax in fig.axes if ax.get_visible() and ax.get_title())
+    assert (both.get_title(), alone.get_title()) == ("resnet18_v1", "squeezenet1.1")
+    centres = sorted(bar.get_x() + bar.get_width() / 2 for bar in alone.patches if bar.get_height() > 0)
+    assert centres == pytest.approx([0, 1])  # batch 1 and 4 (2 is noisy): on their ticks, not beside them
+    reference = {tuple(bar.get_facecolor()) for bar in alone.patches if bar.get_height() > 0}
+    assert reference < {tuple(bar.get_facecolor()) for bar in both.patches if bar.get_height() > 0}
+
+
 def as_speedups(frame: pd.DataFrame) -> pd.DataFrame:
     """The speed-up table a run with these rows makes, from the rows alone (no rounds): trusted pairs only."""
     ok = frame[frame["status"] == "ok"]

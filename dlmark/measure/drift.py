@@ -3,10 +3,8 @@
 A point's processes run within seconds of each other, so their spread says
 nothing of slower changes of the machine itself. On a shared VM the host's
 other tenants take memory bandwidth and cache for minutes at a time; no
-counter inside the VM shows it (steal stays 0). Measured on a 2-core AMD
-EPYC VM, one process timing mobilenet1.0 for 9 minutes: 30-second windows
-ranged from 0.92 to 1.05 of the median, and two quiet runs of the default
-config differed by up to 14% on a point whose processes agreed within 2%.
+counter inside the VM shows it (steal stays 0; docs/methodology.md, "The
+machine's own drift", has what was measured).
 
 So before every measuring process on a CPU, its parent times a fixed canary: copying
 a buffer larger than any cache, which the same neighbours slow. (In the
@@ -35,8 +33,7 @@ if TYPE_CHECKING:
 
 CANARY_MB = 64  # larger than the last-level cache of the CPUs this runs on
 # A row whose canary read below this share of its machine's median was measured on a slowed
-# machine: over 148 ok rows of five default runs on the development VM, the two rows below it
-# were 17% and 18% slower than the median of four quiet runs; the next lowest (0.86) was 2% slower.
+# machine (chosen from five default runs: docs/validation.md).
 SLOW_MACHINE = 0.85
 CANARY_SECONDS = 0.1
 MIN_ROWS = 8  # fewer rows on a machine give no estimate of its drift

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 
 import matplotlib.pyplot as plt
@@ -152,36 +153,38 @@ def throughput_vs_accuracy(throughput: pd.DataFrame, accuracy: pd.DataFrame, bat
 
 @style.house_style
 def throughput_vs_device(frame: pd.DataFrame) -> Figure:
-    """One panel per model: bars of throughput per batch size, one per machine/device/variant."""
+    """One panel per model: bars of throughput per batch size, one per machine/device/variant.
+
+    Each panel dodges only the bars it has, so a model measured in one
+    variant has its bars centred on their batch size, and every series
+    keeps one colour across the panels.
+    """
     ok = frame[frame["status"] == OK]
     ok = ok.assign(
         where=ok["machine"].astype(str) + ": " + ok["device_name"].astype(str) + " (" + style.series(ok) + ")"
-    )
-    grid = sns.catplot(
-        data=ok.sort_values(["family", "model", "batch_size"]),
-        kind="bar",
-        x="batch_size",
-        y="throughput",
-        hue="where",
-        col="model",
-        col_wrap=style.columns(ok["model"].nunique()),
-        palette="colorblind",
-        height=3.0,
-        aspect=1.4,
-        sharex=False,
-        sharey=False,
-        legend_out=False,
-    )
-    grid.set_axis_labels("batch size", "throughput (images/s)")
-    grid.set_titles("{col_name}", fontweight="bold")
-    if grid.legend is not None:
-        grid.legend.set_title("machine: device (device runtime/precision)")
-        sns.move_legend(grid, "center left", bbox_to_anchor=(1.0, 0.5), ncol=1, frameon=False)
-    grid.figure.suptitle("Throughput by device and machine, per model and batch size", fontsize=12)
-    # Room for the title in inches, not a fraction: a tall grid would
-    # otherwise push the title onto its first row of panels.
-    grid.figure.tight_layout(rect=(0, 0, 1, 1 - 0.6 / grid.figure.get_figheight()))
-    return grid.figure
+    ).sort_values(["family", "model", "batch_size"])
+    series = sorted(ok["where"].unique())
+    colours = dict(zip(series, sns.color_palette("colorblind", max(len(series), 1))))
+    models = list(dict.fromkeys(ok["model"]))
+    ncols = style.columns(len(models))
+    nrows = max(1, math.ceil(len(models) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows + 1.0), layout="constrained",
+                             squeeze=False)
+    for ax, model in zip(axes.flat, models):
+        part = ok[ok["model"] == model]
+        sns.barplot(data=part, x="batch_size", y="throughput", hue="where", palette=colours, saturation=1,
+                    hue_order=[s for s in series if s in set(part["where"])], ax=ax)
+        ax.set_title(model, fontweight="bold")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("throughput (images/s)")
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    for ax in list(axes.flat)[len(models):]:
+        ax.set_visible(False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[s]) for s in series]
+    style.legend_below(fig, handles, series)
+    fig.suptitle("Throughput by device and machine, per model and batch size", fontsize=12)
+    return fig
 
 
 def pick_speedups(speedups: pd.DataFrame, batch_size: int) -> pd.DataFrame:
