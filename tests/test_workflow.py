@@ -194,7 +194,9 @@ def test_a_run_stopped_by_ctrl_c_then_killed_hard_loses_only_the_job_in_progress
     # 1. Ctrl-C: its own session, so the signal reaches Snakemake and its jobs together, as in a terminal.
     process = start_run(tmp_path, start_new_session=True)
     wait_for(lambda: mtimes(tmp_path, "rounds"))  # a model's points are one job: its rounds file
-    time.sleep(1.0)  # the next model's job under way
+    # Then once the next model's measurement runs: not while Snakemake itself writes a point file
+    # (a local rule), where it may take the signal as that rule's and go on.
+    wait_for(lambda: any(measuring(p) for p in psutil.Process(process.pid).children(recursive=True)))
     os.killpg(process.pid, signal.SIGINT)
     process.wait(timeout=60)
     finished = mtimes(tmp_path, "rounds")
