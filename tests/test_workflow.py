@@ -160,40 +160,6 @@ def test_changing_one_models_budget_plans_that_model_only(workdir, tiny_config):
     assert "Params have changed" in plan  # the budget reached the job through its params
 
 
-def test_interrupted_run_resumes_with_the_unfinished_targets_only(tmp_path, tiny_config):
-    tiny_config["measure"]["min_seconds"] = 1.0
-    tiny_config["measure"]["max_seconds"] = 1.5
-    write_config(tmp_path, tiny_config)
-    command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
-    # Its own session, so the signal reaches Snakemake and its jobs together,
-    # as Ctrl-C in a terminal does.
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    raw = tmp_path / "results/raw"
-    deadline = time.monotonic() + 180
-    # A model's points are one job (its rounds file): interrupt once the first model is done.
-    while not mtimes(tmp_path, "rounds") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # let the next model's rounds get under way
-    os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=60)
-    finished = mtimes(tmp_path, "rounds")
-    assert len(finished) == 1, "the interrupt should land mid-sweep"
-    for path in raw.rglob("*"):
-        assert not path.name.endswith(".tmp"), f"temporary file left behind: {path}"
-    # Every file that exists is complete.
-    for path in (raw / "ci/throughput").rglob("*.json"):
-        tables.read_record(path)
-    for path in (raw / "ci/max_batch").rglob("*.json"):
-        tables.read_record(path, MaxBatchRecord)
-    result = snakemake(tmp_path)
-    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1  # the unfinished model only
-    after = mtimes(tmp_path, "rounds")
-    assert len(after) == 2 and all(after[p] == t for p, t in finished.items())
-    assert len(mtimes(tmp_path)) == 4
-
-
 def measuring(process) -> bool:
     """Whether `process` is a measurement child (it may end while we look)."""
     import psutil
@@ -204,40 +170,74 @@ def measuring(process) -> bool:
         return False
 
 
-def test_after_a_hard_kill_nothing_runs_on_and_unlock_then_rerun_finishes(tmp_path, tiny_config):
+def default_sigint() -> None:
+    """Ctrl-C as a terminal gives it: a shell that starts a command in the background (`cmd &`, as a
+    CI script may start the suite) leaves SIGINT ignored, and Snakemake would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_run(workdir: Path, **popen) -> subprocess.Popen:
+    command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "1"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=default_sigint, **popen)
+
+
+def wait_for(condition, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_a_run_stopped_by_ctrl_c_then_killed_hard_loses_only_the_job_in_progress(tmp_path, tiny_config):
+    """Ctrl-C mid-sweep, then kill -9 of the next run mid-measurement: every file left is whole, no
+    measurement outlives its Snakemake, the lock names the one manual step, and the third run measures
+    only the model no run finished."""
     import psutil
 
-    tiny_config["measure"]["min_seconds"] = 1.0
-    tiny_config["measure"]["max_seconds"] = 1.5
+    tiny_config["batch_sizes"] = [1]
+    tiny_config["measure"].update(min_seconds=1.0, max_seconds=1.5)
     write_config(tmp_path, tiny_config)
-    command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while not mtimes(tmp_path, "rounds") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    # Kill while the next model's job and its measurement process are under way.
+    raw = tmp_path / "results/raw"
+    # 1. Ctrl-C: its own session, so the signal reaches Snakemake and its jobs together, as in a terminal.
+    process = start_run(tmp_path, start_new_session=True)
+    wait_for(lambda: mtimes(tmp_path, "rounds"))  # a model's points are one job: its rounds file
+    # Then once the next model's measurement runs: not while Snakemake itself writes a point file
+    # (a local rule), where it may take the signal as that rule's and go on.
+    wait_for(lambda: any(measuring(p) for p in psutil.Process(process.pid).children(recursive=True)))
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=60)
+    finished = mtimes(tmp_path, "rounds")
+    assert len(finished) == 1, "the interrupt should land mid-sweep"
+    for path in raw.rglob("*"):
+        assert not path.name.endswith(".tmp"), f"temporary file left behind: {path}"
+    for path in (raw / "ci/throughput").rglob("*.json"):
+        tables.read_record(path)  # every file that exists is complete
+    for path in (raw / "ci/max_batch").rglob("*.json"):
+        tables.read_record(path, MaxBatchRecord)
+    # 2. kill -9 of Snakemake alone, as the OOM killer or a lost node would, while a measurement runs.
+    process = start_run(tmp_path)
     running: list = []
-    while time.monotonic() < deadline:
-        running = psutil.Process(process.pid).children(recursive=True)
-        if any(measuring(p) for p in running):
-            break
-        time.sleep(0.1)
+
+    def measurement_started() -> bool:
+        running[:] = psutil.Process(process.pid).children(recursive=True)
+        return any(measuring(p) for p in running)
+
+    wait_for(measurement_started)
     assert running, "a measurement should be running when Snakemake is killed"
-    process.kill()  # kill -9 of Snakemake alone, as the OOM killer or a lost node would
+    process.kill()
     process.wait()
     gone, alive = psutil.wait_procs(running, timeout=15)
     assert not alive, f"still running after Snakemake died: {[p.cmdline() for p in alive]}"
-    finished = mtimes(tmp_path, "rounds")
-    assert len(finished) == 1
-    # The lock survives a hard kill; the README names the one manual step.
+    assert mtimes(tmp_path, "rounds") == finished  # the killed run finished nothing
+    # 3. The lock survives a hard kill; the README names the one manual step.
     locked = snakemake(tmp_path, check=False)
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
     snakemake(tmp_path, "--unlock")
     result = snakemake(tmp_path)
-    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1
+    assert jobs_run(result.stdout + result.stderr).get("throughput") == 1  # the unfinished model only
     after = mtimes(tmp_path, "rounds")
     assert len(after) == 2 and all(after[p] == t for p, t in finished.items())
-    assert len(mtimes(tmp_path)) == 4
+    assert len(mtimes(tmp_path)) == 2
 
 
 def test_noisy_points_are_announced_and_remeasured_by_name(tiny_run, tmp_path):
