@@ -3,7 +3,8 @@
 Reading order: rules/common.smk (config checks, targets), then one file per
 stage: variants.smk (fused reference, ONNX, INT8, each gated), max_batch.smk
 (largest batch), throughput.smk (measure), accuracy.smk (weights, ImageNet),
-aggregate.smk (JSON -> CSV), plot.smk, environment.smk (what it ran on).
+serving.smk (MLPerf LoadGen scenarios), aggregate.smk (JSON -> CSV),
+plot.smk, environment.smk (what it ran on).
 """
 
 from snakemake.utils import min_version
@@ -30,6 +31,7 @@ include: "rules/variants.smk"
 include: "rules/max_batch.smk"
 include: "rules/throughput.smk"
 include: "rules/accuracy.smk"
+include: "rules/serving.smk"
 include: "rules/aggregate.smk"
 include: "rules/plot.smk"
 include: "rules/environment.smk"

@@ -118,7 +118,31 @@ def semantic_problems(config: dict[str, Any], gpus: list[tuple[int, int]] | None
         for variant in listed:
             for problem in runtimes.problems(variant.get("runtime"), variant.get("precision"), present, capabilities):
                 problems.append(f"config {where}: {problem}")
-    return problems + thread_problems(config)
+    return problems + thread_problems(config) + serving_problems(config)
+
+
+def serving_problems(config: dict[str, Any]) -> list[str]:
+    """Served models must be zoo models, served variants benchmarked ones (Offline is sized from their sweep).
+
+    A served model left out of `models`, or a served variant its model is
+    not benchmarked with, is not served (a subset was asked for, as with
+    model_overrides; `unserved` names them).
+    """
+    serving = config.get("serving") or {}
+    problems = []
+    for name in serving.get("models", []):
+        try:
+            models.model_info(name)
+        except models.UnknownModelError as exc:
+            problems.append(f"config serving.models: {exc}")
+    for v in serving.get("variants", []):
+        if (v["runtime"], v["precision"]) not in runtimes.known():
+            problems.append(f"config serving.variants: {v['runtime']}/{v['precision']} is not a known variant; "
+                            f"known: {', '.join(f'{r}/{p}' for r, p in runtimes.known())}")
+    for model in serving.get("latency_bound_ms", {}) or {}:
+        if model not in serving.get("models", []):
+            problems.append(f"config serving.latency_bound_ms: '{model}' is not in serving.models")
+    return problems
 
 
 def thread_problems(config: dict[str, Any]) -> list[str]:
@@ -132,6 +156,11 @@ def thread_problems(config: dict[str, Any]) -> list[str]:
 
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def section_defaults_top(key: str) -> Any:
+    """The schema's default of a top-level key (before Snakemake's validation fills it in)."""
+    return load_schema(SCHEMA)["properties"][key]["default"]
 
 
 def section_defaults(section: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -247,3 +276,40 @@ def targets(config: dict[str, Any]) -> Iterator[Target]:
             for runtime, precision in model_variants(config, model):
                 for batch in batch_sizes(config, model):
                     yield Target(device, runtime, precision, model, batch)
+
+
+class ServingTarget(NamedTuple):
+    device: str
+    runtime: str
+    precision: str
+    model: str
+    scenario: str
+
+
+def serving_settings(config: dict[str, Any]) -> dict[str, Any]:
+    return {**section_defaults("serving"), **(config.get("serving") or {})}
+
+
+def unserved(config: dict[str, Any]) -> list[str]:
+    """What serving names that this run does not benchmark, so does not serve: models, or a model's variants."""
+    serving = serving_settings(config)
+    found = []
+    for model in serving["models"]:
+        if model not in config.get("models", []):
+            found.append(model)
+            continue
+        have = model_variants(config, model)
+        found += [f"{model} {v['runtime']}/{v['precision']}" for v in serving["variants"]
+                  if (v["runtime"], v["precision"]) not in have]
+    return found
+
+
+def serving_targets(config: dict[str, Any]) -> Iterator[ServingTarget]:
+    serving = serving_settings(config)
+    for device in config["devices"]:
+        for model in (m for m in serving["models"] if m in config["models"]):
+            for v in serving["variants"]:
+                if (v["runtime"], v["precision"]) not in model_variants(config, model):
+                    continue
+                for scenario in serving["scenarios"]:
+                    yield ServingTarget(device, v["runtime"], v["precision"], model, scenario)

@@ -4,6 +4,7 @@ localrules:
     aggregate_comparisons,
     aggregate_max_batch,
     aggregate_accuracy,
+    aggregate_serving,
 
 
 rule aggregate_throughput:
@@ -84,3 +85,21 @@ rule aggregate_accuracy:
         models=config["models"],
     script:
         "../scripts/aggregate_accuracy.py"
+
+
+rule aggregate_serving:
+    """Merge every serving JSON into one tidy CSV, a row per scenario."""
+    input:
+        serving_results() + other_machines("serving"),
+    output:
+        report(
+            SERVING_TABLE,
+            caption="../report/serving_table.rst",
+            category="Tables",
+        ),
+    log:
+        job_log("aggregate_serving"),
+    conda:
+        "../environment.yml"
+    script:
+        "../scripts/aggregate_serving.py"

@@ -23,6 +23,13 @@ if dlconfig.unused_overrides(config):
         file=sys.stderr,
     )
 
+if dlconfig.unserved(config):
+    print(
+        "dlmark: served models or variants this run does not benchmark are not served: "
+        + ", ".join(dlconfig.unserved(config)),
+        file=sys.stderr,
+    )
+
 MACHINE = config["machine"]
 RAW = f"results/raw/{MACHINE}"
 
@@ -38,6 +45,14 @@ THROUGHPUT = (
 # A model's points on a device, measured together in interleaved rounds (one job).
 ROUNDS = f"{RAW}/rounds/{{device}}/{{model}}.json"
 ACCURACY = f"{RAW}/accuracy/{{runtime}}-{{precision}}/{{model}}.json"
+# A served variant in one MLPerf scenario, and LoadGen's logs of its runs beside it.
+SERVING = (
+    f"{RAW}/serving/{{device}}/{{runtime}}-{{precision}}/{{model}}/{{scenario}}.json"
+)
+SERVING_LOGS = (
+    f"{RAW}/serving/{{device}}/{{runtime}}-{{precision}}/{{model}}/{{scenario}}.loadgen"
+)
+SERVES = bool(list(dlconfig.serving_targets(config)))
 # The tables and figures every run makes, and where each job logs.
 TABLES = {
     name: f"results/{name}.csv"
@@ -52,6 +67,9 @@ FIGURES = (
     "speedup",
 )
 ENVIRONMENT = "results/environment.json"
+# Made when the config serves some models (serving.models).
+SERVING_TABLE = "results/serving.csv"
+SERVING_FIGURE = "latency_vs_load"
 
 
 def figure(name, kind="png"):
@@ -86,6 +104,7 @@ wildcard_constraints:
     precision=_alternatives({p for _, p in dlconfig.all_variants(config)}),
     model=_alternatives(config["models"]),
     batch="[1-9][0-9]*",
+    scenario="SingleStream|Offline|Server",
     short_sha1="[0-9a-f]{8}",
 
 
@@ -127,7 +146,49 @@ def max_batch_results():
 
 
 def final_outputs():
-    return [*TABLES.values(), *(figure(name) for name in FIGURES), ENVIRONMENT]
+    serving = [SERVING_TABLE, figure(SERVING_FIGURE)] if SERVES else []
+    return [
+        *TABLES.values(),
+        *(figure(name) for name in FIGURES),
+        ENVIRONMENT,
+        *serving,
+    ]
+
+
+def serving_file(scenario, template=SERVING):
+    """A serving path with its scenario filled in and the other wildcards left."""
+    return template.replace("{scenario}", scenario)
+
+
+def serving_results():
+    return [SERVING.format(**t._asdict()) for t in dlconfig.serving_targets(config)]
+
+
+def variant_points(wildcards):
+    """The throughput points of one variant of a model on a device (Offline is sized from them)."""
+    return [
+        THROUGHPUT.format(
+            device=t.device,
+            runtime=t.runtime,
+            precision=t.precision,
+            model=t.model,
+            batch=t.batch_size,
+        )
+        for t in dlconfig.targets(config)
+        if (t.model, t.device, t.runtime, t.precision)
+        == (wildcards.model, wildcards.device, wildcards.runtime, wildcards.precision)
+    ]
+
+
+def serving_settings(*keys):
+    """The serving settings a scenario's job depends on (a change reruns that scenario only)."""
+    settings = dlconfig.serving_settings(config)
+    return {key: settings[key] for key in keys}
+
+
+def latency_bound_ms(wildcards):
+    """The Server bound set for this model in config, else None (from SingleStream's p99)."""
+    return dlconfig.serving_settings(config)["latency_bound_ms"].get(wildcards.model)
 
 
 def accuracy_results():

@@ -6,6 +6,7 @@ localrules:
     plot_throughput_vs_accuracy,
     plot_throughput_vs_device,
     plot_speedup,
+    plot_latency_vs_load,
 
 
 rule plot_throughput:
@@ -126,3 +127,23 @@ rule plot_speedup:
         batch_size=config["figures"]["speedup_batch_size"],
     script:
         "../scripts/plot_speedup.py"
+
+
+rule plot_latency_vs_load:
+    """Server's p50 and p99 latency against offered load, the bound and the rate sustained."""
+    input:
+        table=SERVING_TABLE,
+        records=serving_results() + other_machines("serving"),
+    output:
+        png=report(
+            figure(SERVING_FIGURE),
+            caption="../report/latency_vs_load.rst",
+            category="Serving",
+        ),
+        svg=figure(SERVING_FIGURE, "svg"),
+    log:
+        job_log("plot_latency_vs_load"),
+    conda:
+        "../environment.yml"
+    script:
+        "../scripts/plot_latency_vs_load.py"

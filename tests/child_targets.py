@@ -128,3 +128,26 @@ def map_file_and_allocate(arg):
         block[i] = 1
     del block  # freed before the answer: only the peak remembers it
     return {"baseline_mb": baseline, "checksum": checksum, "mapped_mb": len(mapped) / 2**20}
+
+
+def serve_fixed_service(spec, service_s=0.004):
+    """The serving scenario against a system under test that computes nothing for `service_s` a batch.
+
+    DLMARK_TEST_FAIL_BATCH=1 makes every batch raise instead.
+    """
+    import time
+
+    from dlmark.scenarios import serving_child
+
+    def busy():
+        if os.environ.get("DLMARK_TEST_FAIL_BATCH"):
+            raise RuntimeError("the model failed")
+        end = time.perf_counter() + service_s
+        while time.perf_counter() < end:
+            pass
+
+    return serving_child.run_scenario(spec, {size: busy for size in spec.batcher.padded_sizes()})
+
+
+def serve_then_segfault(spec):
+    os.kill(os.getpid(), signal.SIGSEGV)

@@ -63,7 +63,7 @@ def test_gpu_on_a_machine_without_one():
 
 
 def test_gpu_that_exists_passes():
-    config = shipped() | {"devices": ["gpu0", "gpu1"], "model_overrides": {},
+    config = shipped() | {"devices": ["gpu0", "gpu1"], "model_overrides": {}, "serving": {},
                           "variants": [{"runtime": "onnxruntime", "precision": "float32"}]}
     dlconfig.check(config, SCHEMA, gpus=[(8, 0), (8, 6)])
 
@@ -72,6 +72,9 @@ def test_overrides_of_models_outside_a_subset_are_ignored():
     config = shipped() | {"models": ["squeezenet1.1"]}
     dlconfig.check(config, SCHEMA, gpus=[])  # no error
     assert set(dlconfig.unused_overrides(config)) == set(shipped()["model_overrides"])
+    # A served model outside the subset is not served either.
+    assert dlconfig.unserved(config) == ["mobilenet1.0"]
+    assert {t.model for t in dlconfig.serving_targets(config)} == {"squeezenet1.1"}
 
 
 def test_an_override_whose_name_is_no_model_is_still_an_error():

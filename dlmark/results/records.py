@@ -296,3 +296,49 @@ class AccuracyRecord(Record):
     inference_images_per_second: float | None = col()
     seconds_total: float | None = col(csv=False)
     seconds_inference: float | None = col(csv=False)
+
+
+@dataclass(kw_only=True)
+class ServingRecord(Record):
+    """One model x device x runtime x precision in one MLPerf scenario, as LoadGen judged it.
+
+    `qps` is the scenario's answer: SingleStream's queries per second (one
+    sample each, one after another), Offline's samples per second, and
+    Server's sustained Poisson rate, the largest LoadGen judged VALID
+    (`proof_qps` the one within 10% above it that was INVALID). `runs`
+    keeps every LoadGen run: its settings, verdict, reasons, latencies,
+    the batches formed and the machine's state over it.
+    """
+
+    KIND: ClassVar[str] = "serving"
+    COLUMN_ORDER: ClassVar[tuple[str, ...]] = (
+        *Record.CONTRACT,
+        "scenario", "status", "loadgen_result", "qps", "samples_per_second", "latency_ms_p50", "latency_ms_p90",
+        "latency_ms_p99", "latency_bound_ms", "max_batch_size", "max_queue_delay_ms", "workers", "duration_s",
+        "queries", "official_length",
+    )
+
+    scenario: str = col(required=True, enum=["SingleStream", "Offline", "Server"])
+    status: str = col(required=True, **_STATUS)
+    loadgen_result: str | None = col(enum=["VALID", "INVALID", None])
+    qps: float | None = col()
+    samples_per_second: float | None = col()
+    latency_ms_p50: float | None = col()
+    latency_ms_p90: float | None = col()
+    latency_ms_p99: float | None = col()
+    latency_bound_ms: float | None = col()  # Server: the bound on its p99
+    latency_bound_rule: str | None = col()  # where the bound came from
+    max_batch_size: int | None = col()
+    max_queue_delay_ms: float | None = col()
+    workers: int | None = col()
+    duration_s: float | None = col()
+    queries: int | None = col()
+    official_length: bool = col(False)
+    loadgen_runs: int = col(0)  # LoadGen runs behind the row (Server: its search)
+    proof_qps: float | None = col()  # Server: the rate above `qps` that was INVALID
+    search: str | None = col()  # Server: why the search stopped
+    reasons: str | None = col()  # why LoadGen said INVALID, in its words
+    threads: int | None = col()
+    disturbance: str | None = col()  # why the row is noisy
+    error: str | None = col()
+    runs: list = extra(list)

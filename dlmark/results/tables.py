@@ -21,6 +21,7 @@ from dlmark.results.records import (
     MaxBatchRecord,
     Record,
     ResultFileError,  # noqa: F401  (readers catch it from here)
+    ServingRecord,
     ThroughputRecord,
 )
 from dlmark.results.status import ERROR, NOISY, TRUSTED
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pandas is imported where tables are made: job scripts need 
 THROUGHPUT_COLUMNS = ThroughputRecord.columns()
 MAX_BATCH_COLUMNS = MaxBatchRecord.columns()
 ACCURACY_COLUMNS = AccuracyRecord.columns()
+SERVING_COLUMNS = ServingRecord.columns()
 
 
 def _clean(value: Any) -> Any:
@@ -151,6 +153,39 @@ def comparison_tables(paths: Iterable[str | Path], throughput: "pd.DataFrame") -
 
 def max_batch_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
     return table((read_record(p, MaxBatchRecord) for p in paths), MAX_BATCH_COLUMNS)
+
+
+def serving_table(paths: Iterable[str | Path]) -> "pd.DataFrame":
+    frame = table((read_record(p, ServingRecord) for p in paths), SERVING_COLUMNS, sort=False)
+    order = {"SingleStream": 0, "Offline": 1, "Server": 2}
+    keys = ["machine", "device", "runtime", "precision", "model"]
+    frame = frame.assign(_order=frame["scenario"].map(order)).sort_values([*keys, "_order"], kind="stable")
+    return frame.drop(columns="_order").reset_index(drop=True)
+
+
+def serving_runs(paths: Iterable[str | Path]) -> "pd.DataFrame":
+    """Every Server run of every serving record, one row each: the latency-versus-load curve's points."""
+    import pandas as pd
+
+    rows = []
+    for path in paths:
+        record = read_record(path, ServingRecord)
+        if record["scenario"] != "Server":
+            continue
+        for run in record["runs"]:
+            rows.append({
+                **{k: record[k] for k in ("machine", "device", "runtime", "precision", "model")},
+                "offered_qps": run["settings"]["target_qps"],
+                "latency_ms_p50": run["latency_ms"].get("p50"),
+                "latency_ms_p99": run["latency_ms"].get("p99"),
+                "validity": run["validity"],
+                "latency_bound_ms": record["latency_bound_ms"],
+                "sustained_qps": record["qps"] if record["status"] in TRUSTED else None,
+            })
+    return pd.DataFrame(rows, columns=[
+        "machine", "device", "runtime", "precision", "model", "offered_qps", "latency_ms_p50", "latency_ms_p99",
+        "validity", "latency_bound_ms", "sustained_qps",
+    ])
 
 
 # The model zoo's published figures are over the whole ImageNet validation set.

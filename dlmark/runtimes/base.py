@@ -72,8 +72,19 @@ class Backend(ABC):
         """A function from a numpy batch to numpy scores, on a CPU (gate and accuracy)."""
 
     @abstractmethod
+    def batch_calls(
+        self, spec: VariantSpec, batch_sizes: list[int], device: str
+    ) -> dict[int, Callable[[], None]]:
+        """One synchronised inference per batch size, on inputs already on `device`, ready to time.
+
+        One model serves every size (as one deployed server does: the
+        serving scenario's batcher picks the call of each batch it forms);
+        each size has its own input, prepared before the clock starts.
+        """
+
     def timed_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
-        """One synchronised inference on an input already on `device`, ready to time."""
+        """One synchronised inference at one batch size (a throughput point)."""
+        return self.batch_calls(spec, [batch_size], device)[batch_size]
 
     def memory_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
         """The call whose memory is measured (memory trials, the largest-batch search): the timed call.

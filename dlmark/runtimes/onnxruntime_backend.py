@@ -121,15 +121,16 @@ class _OnnxRuntime(Backend):
 
     memory_note = "CPU memory measured with the arena grown as requested (kSameAsRequested); timed with the default arena"
 
-    def timed_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
-        return self._call(spec, batch_size, device, arena_as_requested=False)
+    def batch_calls(self, spec: VariantSpec, batch_sizes: list[int], device: str) -> dict[int, Callable[[], None]]:
+        opened = open_session(Path(spec.out_dir) / "model.onnx", spec.threads, device)
+        return {b: self._call(opened, spec, b, device) for b in batch_sizes}
 
     def memory_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
         """As timed, but on a CPU with an arena that grows as requested: memory then follows the batch."""
-        return self._call(spec, batch_size, device, arena_as_requested=True)
+        opened = open_session(Path(spec.out_dir) / "model.onnx", spec.threads, device, arena_as_requested=True)
+        return self._call(opened, spec, batch_size, device)
 
-    def _call(self, spec: VariantSpec, batch_size: int, device: str, arena_as_requested: bool) -> Callable[[], None]:
-        opened = open_session(Path(spec.out_dir) / "model.onnx", spec.threads, device, arena_as_requested)
+    def _call(self, opened: Any, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
         name = opened.get_inputs()[0].name
         host = np.random.default_rng(1).standard_normal(models.input_shape(spec.model, batch_size))
         host = host.astype(self.dtype)

@@ -182,10 +182,13 @@ class _Torch(Backend):
 
         return predict
 
-    def timed_call(self, spec: VariantSpec, batch_size: int, device: str) -> Callable[[], None]:
+    def batch_calls(self, spec: VariantSpec, batch_sizes: list[int], device: str) -> dict[int, Callable[[], None]]:
+        net, target, dtype = self.module(spec, device)
+        return {b: self._call(net, target, dtype, spec, b) for b in batch_sizes}
+
+    def _call(self, net: Any, target: Any, dtype: Any, spec: VariantSpec, batch_size: int) -> Callable[[], None]:
         import torch
 
-        net, target, dtype = self.module(spec, device)
         shape = models.input_shape(spec.model, batch_size)
         data = torch.rand(shape, device=target, dtype=dtype).contiguous(memory_format=torch.channels_last)
         if target.type == "cuda":

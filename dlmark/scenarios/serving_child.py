@@ -1,0 +1,155 @@
+"""Inside the serving process: the model behind a dynamic batcher, driven by MLPerf's LoadGen.
+
+`dlmark.scenarios.serving` starts this process (a fresh one per target,
+watched like every measurement) and turns what it returns into a record.
+Here the model is built for the batch sizes the batcher runs (a batch
+is padded to the next of them), with one input per size already on the
+device (the sample library is held there);
+every size is warmed up; then LoadGen runs the scenario against the
+batcher, once for SingleStream and Offline, several times for Server,
+whose sustained rate is searched (`server_search`). The machine is
+watched over each run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from dlmark import hardware, runtimes, variants
+from dlmark.measure import interference, loadgen, timing
+from dlmark.measure.batcher import BatcherSettings, DynamicBatcher
+from dlmark.measure.child import limit_threads, log_progress
+from dlmark.specs import Measured
+
+# Server's search: the proof of its boundary is a run at this multiple of the sustained
+# rate that LoadGen judged INVALID; the first rate tried is this share of Offline's.
+PROOF_RATIO = 1.1
+FIRST_SHARE = 0.5
+# Offline's throughput is above any Server rate the batcher sustains, by a margin kept
+# for the search's upper end (a rate there is tried, not assumed INVALID).
+CEILING_SHARE = 1.05
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingSpec(Measured):
+    """One serving target: a variant of a model on a device, in one LoadGen scenario."""
+
+    scenario: str
+    machine: str
+    batcher: BatcherSettings
+    min_duration_s: float
+    min_queries: int
+    official_length: bool
+    budget: timing.Budget  # the config's measure block: how each batch size warms up
+    noise: interference.NoisePolicy
+    log_dir: str  # LoadGen's logs of every run, beside the raw JSON
+    memory_limit_mb: float | None = None
+    target_qps: float | None = None  # Offline: expected throughput; Server: Offline's measured one
+    latency_bound_ms: float | None = None  # Server
+    expected_latency_ms: float | None = None  # SingleStream
+    max_runs: int = 8  # Server's search
+
+
+def run_settings(spec: ServingSpec, **given: Any) -> loadgen.RunSettings:
+    return loadgen.RunSettings(
+        scenario=spec.scenario, min_duration_s=spec.min_duration_s, min_queries=spec.min_queries,
+        official_length=spec.official_length, latency_bound_ms=spec.latency_bound_ms,
+        expected_latency_ms=spec.expected_latency_ms, **given,
+    )
+
+
+def server_search(
+    run_at: Callable[[float], loadgen.RunResult], offline_qps: float, max_runs: int
+) -> tuple[list[loadgen.RunResult], int | None, str]:
+    """The largest Poisson rate LoadGen judges VALID, bracketed from Offline's throughput.
+
+    Starts at FIRST_SHARE of it and halves while INVALID; once a rate is
+    VALID, tries the geometric middle between it and the lowest INVALID
+    rate (or CEILING_SHARE of Offline's while none is), until an INVALID
+    rate lies within PROOF_RATIO of a VALID one: that pair is the proof.
+    Returns every run, the index of the sustained one (None if none was
+    VALID) and why the search stopped.
+    """
+    runs: list[loadgen.RunResult] = []
+    valid: list[tuple[float, int]] = []
+    invalid: list[float] = []
+    rate = FIRST_SHARE * offline_qps
+    while len(runs) < max_runs:
+        result = run_at(rate)
+        runs.append(result)
+        (valid.append((rate, len(runs) - 1)) if result.valid else invalid.append(rate))
+        lo = max(valid) if valid else None
+        hi = min(invalid) if invalid else None
+        if lo and hi and hi <= PROOF_RATIO * lo[0] * (1 + 1e-9):
+            return runs, lo[1], f"{hi:.4g} queries/s (x{hi / lo[0]:.3f}) was INVALID"
+        if lo is None:
+            rate = hi / 2
+        else:
+            upper = hi if hi is not None else max(CEILING_SHARE * offline_qps, PROOF_RATIO * lo[0])
+            rate = max(math.sqrt(lo[0] * upper), PROOF_RATIO * lo[0]) if hi is None else math.sqrt(lo[0] * hi)
+    lo = max(valid) if valid else None
+    if lo is None:
+        return runs, None, f"no rate down to {min(invalid):.4g} queries/s was VALID in {max_runs} runs"
+    hi = min(invalid) if invalid else None
+    bracket = f"below {hi:.4g} (x{hi / lo[0]:.3f})" if hi else "no INVALID rate found"
+    return runs, lo[1], f"stopped after {max_runs} runs: {bracket}"
+
+
+def serve(spec: ServingSpec) -> dict[str, Any]:
+    """Build the model, warm every batch size, then run the scenario through LoadGen (child side)."""
+    limit_threads(spec.threads)
+    began = time.monotonic()
+    sizes = spec.batcher.padded_sizes()
+    log_progress(f"{spec.model} on {spec.device}, {spec.runtime}/{spec.precision}, {spec.scenario}: "
+                 f"building for batches of {', '.join(map(str, sizes))}")
+    backend = runtimes.get(spec.runtime, spec.precision)
+    calls = backend.batch_calls(variants.variant_of(spec), sizes, spec.device)
+    for call in calls.values():
+        timing.warm_up(call, spec.budget)
+    return dict(run_scenario(spec, calls), process_seconds=time.monotonic() - began)
+
+
+def run_scenario(spec: ServingSpec, calls: dict[int, Callable[[], None]]) -> dict[str, Any]:
+    """LoadGen's runs of the scenario against the batcher over `calls`, one per padded batch size."""
+    # The serving process idles between requests by design: its CPU share says nothing.
+    policy = dataclasses.replace(spec.noise, min_cpu_share=0.0)
+    gpu = hardware.device_index(spec.device)
+    watched: list[dict[str, Any]] = []
+    batches: list[dict[int, int]] = []
+    errors: list[str] = []
+
+    def run_at(qps: float | None) -> loadgen.RunResult:
+        n = len(watched)
+        batcher = DynamicBatcher(spec.batcher, lambda size: calls[spec.batcher.padded(size)](), loadgen.respond)
+        try:
+            with interference.Watch(spec.threads, policy, gpu) as watch:
+                result = loadgen.run(run_settings(spec, target_qps=qps), batcher.submit, Path(spec.log_dir) / f"run{n}")
+        finally:
+            batcher.close()
+        watched.append(watch.result.to_dict())
+        batches.append(dict(sorted(batcher.batch_sizes.items())))
+        if batcher.error:
+            errors.append(batcher.error)
+        log_progress(f"{spec.scenario}" + (f" at {qps:.4g} queries/s" if qps else "") +
+                     f": {result.validity}, p99 {result.latency_ms.get('p99', float('nan')):.1f} ms")
+        return result
+
+    sustained: int | None = 0
+    stopped = ""
+    if spec.scenario == "Server":
+        runs, sustained, stopped = server_search(run_at, spec.target_qps, spec.max_runs)
+    else:
+        runs = [run_at(spec.target_qps)]
+    return {
+        "runs": [r.to_dict() for r in runs],
+        "interference": watched,
+        "batch_sizes": batches,
+        "sustained": sustained,
+        "search": stopped,
+        "batch_error": errors[0] if errors else None,
+    }

@@ -1,0 +1,165 @@
+"""Serving scenarios: the batcher, MLPerf's real LoadGen against a fixed-service system, the records."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from conftest import measured
+from dlmark import config as dlconfig
+from dlmark.measure import loadgen
+from dlmark.measure.batcher import BatcherSettings, DynamicBatcher
+from dlmark.results.records import ServingRecord
+from dlmark.results.status import ERROR, INVALID, OK
+from dlmark.scenarios import serving, serving_child
+from dlmark.specs import identity
+
+import child_targets
+
+SERVICE_S = 0.004  # child_targets.serve_fixed_service: 4 ms a batch, whatever its size
+
+
+def spec(tmp_path, scenario, **given) -> serving_child.ServingSpec:
+    fields = dict(
+        scenario=scenario, machine="test", batcher=BatcherSettings(1, 0.0), min_duration_s=1.0, min_queries=1,
+        official_length=False, budget=dlconfig.budget({}, "mobilenet0.25"), noise=dlconfig.noise_policy({}),
+        log_dir=str(tmp_path / scenario),
+    )
+    return serving_child.ServingSpec(**identity(measured("mobilenet0.25")), **{**fields, **given})
+
+
+def test_the_batcher_runs_full_batches_at_once_and_a_partial_one_after_the_delay():
+    ran, answered = [], []
+    done = threading.Event()
+    batcher = DynamicBatcher(BatcherSettings(4, 0.05), ran.append, lambda ids: (answered.extend(ids), done.set()))
+    try:
+        batcher.submit(range(9))  # two full batches at once, then one request that waits for company
+        began = time.monotonic()
+        while len(answered) < 9:
+            time.sleep(0.001)
+        waited = time.monotonic() - began
+    finally:
+        batcher.close()
+    assert ran == [4, 4, 1] and sorted(answered) == list(range(9))
+    assert waited >= 0.05  # the last one waited out its delay
+    assert BatcherSettings(8, 0).padded_sizes() == [1, 2, 4, 8] and BatcherSettings(6, 0).padded(5) == 6
+
+
+def test_offline_through_loadgen_serves_at_the_systems_own_rate(tmp_path):
+    """8 samples per 20 ms batch (a real model's batch of 8 takes longer): 400 samples/s, within 3%.
+
+    The serving loop's own cost is about 0.15 ms a batch here (answering
+    LoadGen, taking the next batch): 4% of a 4 ms batch.
+    """
+    given = spec(tmp_path, "Offline", batcher=BatcherSettings(8, 0.002), target_qps=500.0)
+    result = child_targets.serve_fixed_service(given, service_s=0.020)
+    run = result["runs"][0]
+    assert run["validity"] == "VALID", run["reasons"]
+    assert run["samples_per_second"] == pytest.approx(8 / 0.020, rel=0.03)
+    assert (tmp_path / "Offline/run0/mlperf_log_detail.txt").exists()
+    assert (tmp_path / "Offline/run0/mlperf_log_summary.txt").exists()
+
+
+def test_the_server_search_finds_a_valid_rate_below_capacity_and_proves_the_one_above_invalid(tmp_path):
+    """One request per 4 ms batch: capacity 250/s; a 40 ms bound on the p99 holds below it."""
+    given = spec(tmp_path, "Server", batcher=BatcherSettings(1, 0.0), min_queries=500, target_qps=250.0,
+                 latency_bound_ms=40.0)
+    result = child_targets.serve_fixed_service(given)
+    runs = [loadgen.RunResult(**r) for r in result["runs"]]
+    sustained = runs[result["sustained"]]
+    assert len(runs) <= 8
+    assert sustained.valid and sustained.latency_ms["p99"] <= 40.0
+    rate = sustained.settings["target_qps"]
+    assert rate < 1 / SERVICE_S
+    above = [r for r in runs if not r.valid and rate < r.settings["target_qps"] <= 1.1 * rate * (1 + 1e-9)]
+    assert above, result["search"]
+    assert all(r.reasons for r in runs if not r.valid)  # LoadGen's reasons kept with every INVALID run
+    assert "was INVALID" in result["search"]
+
+
+def test_the_search_brackets_down_when_the_first_rate_fails():
+    """A system that sustains 30 queries/s from an Offline of 100: halve, then close in."""
+
+    def run_at(rate):
+        ok = rate <= 30
+        return loadgen.RunResult("Server", "VALID" if ok else "INVALID", rate, rate, {"p99": 1.0}, 500, 1.0,
+                                 [] if ok else ["latency constraint not met"], {"target_qps": rate})
+
+    runs, sustained, why = serving_child.server_search(run_at, 100.0, 8)
+    rate = runs[sustained].settings["target_qps"]
+    assert 30 / 1.1 <= rate <= 30 and len(runs) <= 8 and "was INVALID" in why
+    runs, sustained, why = serving_child.server_search(lambda r: run_at(r * 1000), 100.0, 3)  # nothing VALID
+    assert sustained is None and "no rate" in why
+
+
+def test_an_invalid_run_is_a_row_with_loadgens_reasons(tmp_path):
+    """Offline expecting a tenth of its rate ends its one query before the minimum duration."""
+    given = spec(tmp_path, "Offline", batcher=BatcherSettings(8, 0.002), target_qps=200.0)
+    record = serving.measure(given, target=child_targets.serve_fixed_service)
+    assert record.status == INVALID and record.loadgen_result == "INVALID"
+    assert "minimum duration not met" in record.reasons
+    ServingRecord.validate(record.to_dict())
+
+
+def test_a_crashed_or_failing_system_under_test_becomes_a_row(tmp_path, monkeypatch):
+    given = spec(tmp_path, "SingleStream")
+    crashed = serving.measure(given, target=child_targets.serve_then_segfault)
+    assert crashed.status == ERROR and "SIGSEGV" in crashed.error and crashed.qps is None
+    monkeypatch.setenv("DLMARK_TEST_FAIL_BATCH", "1")
+    failed = serving.measure(given, target=child_targets.serve_fixed_service)
+    assert failed.status == ERROR and "the model failed" in failed.error
+    for record in (crashed, failed):
+        ServingRecord.validate(record.to_dict())
+
+
+def test_single_stream_is_ok_with_its_percentiles(tmp_path):
+    record = serving.measure(spec(tmp_path, "SingleStream", min_queries=100), target=child_targets.serve_fixed_service)
+    assert record.status == OK, record.reasons
+    assert SERVICE_S * 1e3 <= record.latency_ms_p50 <= record.latency_ms_p90 <= record.latency_ms_p99
+    assert record.qps == pytest.approx(1 / SERVICE_S, rel=0.1)
+
+
+def test_offline_is_sized_from_the_fastest_trusted_row_and_server_bound_follows_the_rule():
+    rows = [{"status": "ok", "batch_size": 1, "throughput": 10.0}, {"status": "ok", "batch_size": 4, "throughput": 30.0},
+            {"status": "noisy", "batch_size": 8, "throughput": 50.0}]
+    assert serving.best_batch(rows) == (4, 30.0)
+    assert serving.best_batch(rows, 1) == (1, 10.0)
+    with pytest.raises(serving.NotServable, match="no trusted throughput row at batch 8"):
+        serving.best_batch(rows, 8)
+    assert serving.server_bound({"status": "ok", "latency_ms_p99": 5.0}, 4, None) == (20.0, "4 x SingleStream p99 (5.00 ms)")
+    assert serving.server_bound({"status": "error"}, 4, 15.0)[0] == 15.0
+    with pytest.raises(serving.NotServable, match="latency_bound_ms"):
+        serving.server_bound({"status": "error"}, 4, None)
+
+
+@pytest.mark.parametrize(
+    "serving_block, message",
+    [
+        ({"models": ["resnet_50"]}, "serving.models: unknown model 'resnet_50'"),
+        ({"models": ["squeezenet1.1"], "variants": [{"runtime": "mxnet", "precision": "float64"}]},
+         "serving.variants: mxnet/float64 is not a known variant"),
+        ({"models": ["squeezenet1.1"], "latency_bound_ms": {"mobilenet0.25": 10}},
+         "latency_bound_ms: 'mobilenet0.25' is not in serving.models"),
+        ({"scenarios": ["MultiStream"]}, "serving.scenarios[0]"),
+        ({"latency_bound_factor": 1}, "serving.latency_bound_factor"),
+    ],
+)
+def test_a_wrong_serving_block_is_refused_with_its_fix(serving_block, message):
+    config = {"models": ["mobilenet0.25", "squeezenet1.1"], "batch_sizes": [1], "serving": serving_block}
+    with pytest.raises(dlconfig.ConfigError) as error:
+        dlconfig.check(config, dlconfig.load_schema(dlconfig.SCHEMA), gpus=[])
+    assert message in str(error.value)
+
+
+def test_what_a_run_does_not_benchmark_it_does_not_serve():
+    """A subset of models, or a variant a model is not benchmarked with: not served, and named."""
+    config = {"models": ["squeezenet1.1"], "batch_sizes": [1], "devices": ["cpu"],
+              "variants": [{"runtime": "mxnet", "precision": "float32"}],
+              "serving": {"models": ["squeezenet1.1", "mobilenet0.25"],
+                          "variants": [{"runtime": "mxnet", "precision": "float32"},
+                                       {"runtime": "mxnet", "precision": "int8"}]}}
+    dlconfig.check(config, dlconfig.load_schema(dlconfig.SCHEMA), gpus=[])
+    assert dlconfig.unserved(config) == ["squeezenet1.1 mxnet/int8", "mobilenet0.25"]
+    assert {(t.model, t.precision) for t in dlconfig.serving_targets(config)} == {("squeezenet1.1", "float32")}
