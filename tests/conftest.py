@@ -43,6 +43,16 @@ TINY_CONFIG = {
     },
 }
 
+# The shared tiny run also serves its smallest model, briefly (LoadGen's early stopping
+# still needs about 460 queries to judge a p99).
+TINY_SERVING = {
+    "models": ["mobilenet0.25"],
+    "max_batch_size": 2,
+    "min_duration_s": 0.5,
+    "server_min_queries": 500,
+    "server_max_runs": 6,
+}
+
 
 def measured(model: str, runtime: str = "mxnet", precision: str = "float32", **rest) -> Measured:
     """What a test measures: the reference on the CPU, one thread, unless it says otherwise."""
@@ -95,9 +105,9 @@ class TinyRun:
 def tiny_run(tmp_path_factory) -> TinyRun:
     """Made once for every module that needs a finished run; those that change it take a copy."""
     path = tmp_path_factory.mktemp("tiny")
-    write_config(path, yaml.safe_load(yaml.safe_dump(TINY_CONFIG)))
+    write_config(path, yaml.safe_load(yaml.safe_dump(TINY_CONFIG | {"serving": TINY_SERVING})))
     snakemake(path, cores=4)  # more cores than benchmarks may use at once
-    tables = {name: pd.read_csv(path / "results" / name) for name in RESULT_TABLES}
+    tables = {name: pd.read_csv(path / "results" / name) for name in (*RESULT_TABLES, "serving.csv")}
     figures = frozenset(p.name for p in (path / "results/figures").iterdir())
     return TinyRun(path, tables, figures)
 
@@ -105,6 +115,12 @@ def tiny_run(tmp_path_factory) -> TinyRun:
 @pytest.fixture
 def tiny_config() -> dict:
     return yaml.safe_load(yaml.safe_dump(TINY_CONFIG))  # a deep copy
+
+
+@pytest.fixture
+def served_config(tiny_config) -> dict:
+    """The config of the shared tiny run: TINY_CONFIG and its serving block."""
+    return tiny_config | {"serving": dict(TINY_SERVING)}
 
 
 @pytest.fixture

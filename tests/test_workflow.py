@@ -25,6 +25,7 @@ FIGURES = [
     "memory_vs_batch_size.png",
     "max_batch_size.png",
     "throughput_vs_accuracy.png",
+    "latency_vs_load.png",
 ]
 
 
@@ -136,11 +137,11 @@ def planned(workdir: Path, config: dict) -> str:
     return result.stdout + result.stderr
 
 
-def test_changing_one_models_batch_list_plans_that_model_only(workdir, tiny_config):
+def test_changing_one_models_batch_list_plans_that_model_only(workdir, served_config):
     """A dry run's plan is the rerun (test_noisy_points... runs one): one model's job, its three points."""
     before = mtimes(workdir)
-    tiny_config["model_overrides"] = {"mobilenet0.25": {"batch_sizes": [1, 2, 4]}}
-    plan = planned(workdir, tiny_config)
+    served_config["model_overrides"] = {"mobilenet0.25": {"batch_sizes": [1, 2, 4]}}
+    plan = planned(workdir, served_config)
     stats = jobs_run(plan)
     assert stats.get("throughput") == 1 and stats.get("throughput_point") == 3
     assert "max_batch" not in stats and "prepare_variant" not in stats  # its search and gate stand
@@ -150,14 +151,39 @@ def test_changing_one_models_batch_list_plans_that_model_only(workdir, tiny_conf
     assert mtimes(workdir) == before
 
 
-def test_changing_one_models_budget_plans_that_model_only(workdir, tiny_config):
-    tiny_config["model_overrides"] = {"squeezenet1.1": {"measure": {"max_seconds": 0.6}}}
-    plan = planned(workdir, tiny_config)
+def test_changing_one_models_budget_plans_that_model_only(workdir, served_config):
+    served_config["model_overrides"] = {"squeezenet1.1": {"measure": {"max_seconds": 0.6}}}
+    plan = planned(workdir, served_config)
     stats = jobs_run(plan)
     assert stats.get("throughput") == 1 and stats.get("throughput_point") == 2
     assert "results/raw/ci/rounds/cpu/squeezenet1.1.json" in plan
     assert "results/raw/ci/rounds/cpu/mobilenet0.25.json" not in plan
     assert "Params have changed" in plan  # the budget reached the job through its params
+
+
+SERVED = "results/raw/ci/serving/cpu/mxnet-float32/mobilenet0.25"
+
+
+def test_serving_scenarios_are_judged_by_loadgen_with_its_logs_kept(workdir):
+    frame = pd.read_csv(workdir / "results/serving.csv")
+    assert list(frame.columns) == tables.SERVING_COLUMNS
+    assert list(frame["scenario"]) == ["SingleStream", "Offline", "Server"]
+    rows = frame.set_index("scenario")
+    assert (rows.loc[["SingleStream", "Offline"], "loadgen_result"] == "VALID").all()
+    assert rows.loc["Offline", "max_batch_size"] == 2  # the sweep's fastest batch of [1, 2]
+    server = rows.loc["Server"]
+    assert server["loadgen_result"] == "VALID" and server["latency_ms_p99"] <= server["latency_bound_ms"]
+    assert server["qps"] < rows.loc["Offline", "qps"] and server["loadgen_runs"] <= 6
+    assert server["latency_bound_rule"].startswith("4 x SingleStream p99")
+    for scenario in ("SingleStream", "Offline", "Server"):
+        assert (workdir / SERVED / f"{scenario}.loadgen/run0/mlperf_log_detail.txt").exists()
+
+
+def test_changing_one_models_latency_bound_plans_its_server_target_only(workdir, served_config):
+    served_config["serving"]["latency_bound_ms"] = {"mobilenet0.25": 50.0}
+    stats = jobs_run(plan := planned(workdir, served_config))
+    assert stats.get("serving_server") == 1 and f"{SERVED}/Server.json" in plan
+    assert not {"serving_offline", "serving_single_stream", "throughput", "max_batch"} & set(stats)
 
 
 def measuring(process) -> bool:
