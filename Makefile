@@ -9,7 +9,7 @@ TORCH_STAMP := $(VENV)/.torch-installed
 SNAKEMAKE := $(BIN)/snakemake
 CORES ?= 1
 
-.PHONY: run test env slurm-deps lint fmt report gpu-bundle gpu-check bench-fidelity bench-repeat bench-overhead bench-max-batch bench-accuracy-pipeline bench-slurm bench-interference clean
+.PHONY: run test env slurm-deps lint fmt report gpu-bundle gpu-check bench-fidelity bench-repeat bench-overhead bench-max-batch bench-accuracy-pipeline bench-slurm bench-interference bench-serving clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,9 @@ gpu-check:
 # Benchmarks of dlmark itself (what each gave: docs/validation.md).
 bench-fidelity: $(STAMP)
 	$(BIN)/python benchmarks/fidelity.py
+
+bench-serving: $(STAMP)
+	$(BIN)/python benchmarks/serving_overhead.py
 
 bench-overhead: $(STAMP)
 	bash benchmarks/overhead.sh bench/overhead

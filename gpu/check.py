@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 SITE = HERE / ".gpu-site"
-BUDGET_SECONDS = 360
+BUDGET_SECONDS = 480
 
 
 def fail(message: str) -> None:
@@ -90,7 +90,30 @@ def verdicts() -> bool:
                          zip(found["model"], found["max_batch_size"], found["reached_upper_bound"],
                              found["memory_at_max_mb"]))
         print(f"OK   {runtime}/{precision} on {rows['device_name'].iloc[0]}: {best}{ratio}; largest batch: {fits}")
-    return good
+    return serving_verdicts() and good
+
+
+def serving_verdicts() -> bool:
+    """The serving rows (MLPerf LoadGen), and FAIL for any LoadGen did not judge VALID."""
+    import pandas as pd
+
+    path = HERE / "results" / "serving.csv"
+    if not path.exists():
+        print("FAIL serving: no results/serving.csv")
+        return False
+    rows = pd.read_csv(path)
+    columns = ["model", "runtime", "precision", "scenario", "status", "loadgen_result", "qps", "latency_ms_p99",
+               "latency_bound_ms", "proof_qps", "loadgen_runs", "reasons", "error"]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(rows[columns].to_string(index=False))
+    bad = rows[~rows["status"].isin(["ok", "noisy"])]
+    for _, row in bad.iterrows():
+        print(f"FAIL serving {row['runtime']}/{row['precision']} {row['scenario']}: {row['status']} "
+              f"{str(row['reasons'] if pd.notna(row['reasons']) else row['error'])[:200]}")
+    for _, row in rows.drop(bad.index).iterrows():
+        print(f"OK   serving {row['runtime']}/{row['precision']} {row['scenario']}: {row['qps']:,.0f} queries/s, "
+              f"p99 {row['latency_ms_p99']:.2f} ms")
+    return bad.empty
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ try:
         rows = [tables.read_record(p) for p in snakemake.input.points]
         batch, throughput = serving.best_batch(rows, settings["offline_batch_size"])
         spec = serving.ServingSpec(
-            **common, batcher=BatcherSettings(batch, delay_s, workers), min_queries=1,
+            **common, batcher=BatcherSettings(batch, delay_s, workers, only_largest=True), min_queries=1,
             target_qps=serving.OFFLINE_HEADROOM * throughput,
         )
     else:

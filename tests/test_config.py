@@ -194,3 +194,12 @@ def test_more_threads_than_logical_cpus_are_refused_naming_the_count():
     assert f"use at most {logical}" in message
     with pytest.raises(ValueError, match="logical CPUs"):
         hardware.resolve_threads(logical + 1)  # in the job too: a cluster's node may differ from the login node
+
+
+def test_the_gpu_checks_config_is_valid_and_serves_one_model_on_the_gpu():
+    config = yaml.safe_load((ROOT / "gpu/config.yaml").read_text())
+    config["cpu_threads"] = 0  # its 4 are for the node's 16 cores, not this machine's
+    dlconfig.check(config, SCHEMA, gpus=[(9, 0)])  # an H200
+    targets = list(dlconfig.serving_targets(config))
+    assert {(t.device, t.runtime, t.precision, t.model) for t in targets} == {("gpu0", "torch", "float16", "squeezenet1.1")}
+    assert [t.scenario for t in targets] == ["Offline", "Server"]

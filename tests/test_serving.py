@@ -45,6 +45,7 @@ def test_the_batcher_runs_full_batches_at_once_and_a_partial_one_after_the_delay
     assert ran == [4, 4, 1] and sorted(answered) == list(range(9))
     assert waited >= 0.05  # the last one waited out its delay
     assert BatcherSettings(8, 0).padded_sizes() == [1, 2, 4, 8] and BatcherSettings(6, 0).padded(5) == 6
+    assert BatcherSettings(32, 0, only_largest=True).padded(3) == 32  # Offline: one size, the last batch padded
 
 
 def test_offline_through_loadgen_serves_at_the_systems_own_rate(tmp_path):
@@ -163,3 +164,14 @@ def test_what_a_run_does_not_benchmark_it_does_not_serve():
     dlconfig.check(config, dlconfig.load_schema(dlconfig.SCHEMA), gpus=[])
     assert dlconfig.unserved(config) == ["squeezenet1.1 mxnet/int8", "mobilenet0.25"]
     assert {(t.model, t.precision) for t in dlconfig.serving_targets(config)} == {("squeezenet1.1", "float32")}
+
+
+def test_official_length_takes_mlperfs_own_minimums_and_keeps_the_scenarios_targets():
+    short = loadgen.test_settings(loadgen.RunSettings("Server", 2.0, 500, target_qps=40.0, latency_bound_ms=20.0))
+    official = loadgen.test_settings(loadgen.RunSettings("Server", 2.0, 500, official_length=True, target_qps=40.0,
+                                                         latency_bound_ms=20.0))
+    assert (short.min_duration_ms, short.min_query_count) == (2000, 500)
+    assert official.min_duration_ms == 600_000  # mlperf.conf's, for every scenario
+    assert official.server_target_qps == 40.0 and official.server_target_latency_ns == 20_000_000
+    offline = loadgen.test_settings(loadgen.RunSettings("Offline", 2.0, 1, official_length=True, target_qps=100.0))
+    assert offline.min_query_count == 24576  # MLPerf's least Offline sample count

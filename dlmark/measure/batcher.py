@@ -29,6 +29,7 @@ class BatcherSettings:
     max_batch_size: int
     max_queue_delay_s: float
     workers: int = 1
+    only_largest: bool = False  # Offline: every batch but the last is full; build for that size alone
 
     def padded_sizes(self) -> list[int]:
         """The batch sizes the model is built for: powers of two below the largest, and the largest.
@@ -38,6 +39,8 @@ class BatcherSettings:
         size up to 32 would hold 32 copies of its plans (MXNet plans a
         network's memory per input shape).
         """
+        if self.only_largest:
+            return [self.max_batch_size]
         sizes, size = [], 1
         while size < self.max_batch_size:
             sizes.append(size)
