@@ -174,7 +174,7 @@ def test_serving_scenarios_are_judged_by_loadgen_with_its_logs_kept(workdir):
     server = rows.loc["Server"]
     assert server["loadgen_result"] == "VALID" and server["latency_ms_p99"] <= server["latency_bound_ms"]
     assert server["qps"] < rows.loc["Offline", "qps"] and server["loadgen_runs"] <= 6
-    assert server["latency_bound_rule"].startswith("4 x SingleStream p99")
+    assert server["latency_bound_rule"].startswith("6 x SingleStream p99")
     for scenario in ("SingleStream", "Offline", "Server"):
         assert (workdir / SERVED / f"{scenario}.loadgen/run0/mlperf_log_detail.txt").exists()
 

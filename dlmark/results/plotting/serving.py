@@ -75,4 +75,15 @@ def _panel(ax: plt.Axes, runs: pd.DataFrame, rows: pd.DataFrame, palette: dict) 
         ax.axvline(row["qps"], color=palette[label], linestyle="-.", linewidth=1, alpha=0.7)
     if runs.empty:
         ax.text(0.5, 0.5, "no Server runs", transform=ax.transAxes, ha="center", va="center", color="grey")
+    else:
+        # The axis ends on labelled values (1, 2, 5 of a decade), so that the lowest latencies can be read.
+        low = runs[["latency_ms_p50", "latency_ms_p99"]].min().min()
+        high = max(runs[["latency_ms_p50", "latency_ms_p99"]].max().max(), runs["latency_bound_ms"].max())
+        ax.set_ylim(_nice(low, down=True), _nice(high, down=False))
     ax.set_xlim(left=0)
+
+
+def _nice(value: float, down: bool) -> float:
+    """The nearest 1, 2 or 5 times a power of ten below (or above) `value`."""
+    steps = [m * 10.0**e for e in range(-3, 7) for m in (1, 2, 5)]
+    return max(v for v in steps if v <= value) if down else min(v for v in steps if v >= value)
