@@ -55,14 +55,21 @@ def imported_distributions():
     owners = packages_distributions()
     missing = {m for m in third_party if m not in owners}
     assert not missing, f"imported but installed by no distribution: {missing}"
-    return {owners[m][0].lower() for m in third_party}
+    return {canonical(owners[m][0]) for m in third_party}
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as PEP 503 compares them (mlcommons_loadgen is mlcommons-loadgen)."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def test_environment_names_every_package_the_code_imports():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    named = {Requirement(p).name.lower() for p in pip_section}
-    optional = {Requirement(p).name.lower() for p in optional_pins()}  # extras, not in the environment
+    named = {canonical(Requirement(p).name) for p in pip_section}
+    optional = {canonical(Requirement(p).name) for p in optional_pins()}  # extras, not in the environment
     imported = imported_distributions()
     assert {"mxnet", "pandas", "onnxruntime", "adjusttext", "torch"} <= imported  # the scan sees the code
     assert imported <= named | optional, f"imported but not in environment.yml: {imported - named - optional}"
