@@ -60,7 +60,8 @@ def verdicts() -> bool:
     throughput = pd.read_csv(HERE / "results" / "throughput.csv")
     largest = pd.read_csv(HERE / "results" / "max_batch_size.csv")
     columns = ["model", "device_name", "runtime", "precision", "batch_size", "status", "throughput",
-               "throughput_ci95_low", "throughput_ci95_high", "peak_memory_mb", "error"]
+               "throughput_ci95_low", "throughput_ci95_high", "peak_memory_mb", "energy_j_per_image", "power_w_mean",
+               "energy_note", "error"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(throughput[columns].to_string(index=False))
         print(largest[["model", "runtime", "precision", "max_batch_size", "memory_limit_mb",

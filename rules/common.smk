@@ -70,6 +70,9 @@ ENVIRONMENT = "results/environment.json"
 # Made when the config serves some models (serving.models).
 SERVING_TABLE = "results/serving.csv"
 SERVING_FIGURE = "latency_vs_load"
+# Made when the config measures a GPU, whose energy counter NVML reads.
+ENERGY_FIGURE = "energy_vs_throughput"
+ON_GPU = any(d != "cpu" for d in config["devices"])
 
 
 def figure(name, kind="png"):
@@ -147,11 +150,13 @@ def max_batch_results():
 
 def final_outputs():
     serving = [SERVING_TABLE, figure(SERVING_FIGURE)] if SERVES else []
+    energy = [figure(ENERGY_FIGURE)] if ON_GPU else []
     return [
         *TABLES.values(),
         *(figure(name) for name in FIGURES),
         ENVIRONMENT,
         *serving,
+        *energy,
     ]
 
 

@@ -7,6 +7,7 @@ localrules:
     plot_throughput_vs_device,
     plot_speedup,
     plot_latency_vs_load,
+    plot_energy,
 
 
 rule plot_throughput:
@@ -147,3 +148,22 @@ rule plot_latency_vs_load:
         "../environment.yml"
     script:
         "../scripts/plot_latency_vs_load.py"
+
+
+rule plot_energy:
+    """Images per joule against throughput on each GPU (NVML's energy counter over the timed calls)."""
+    input:
+        TABLES["throughput"],
+    output:
+        png=report(
+            figure(ENERGY_FIGURE),
+            caption="../report/energy_vs_throughput.rst",
+            category="Energy",
+        ),
+        svg=figure(ENERGY_FIGURE, "svg"),
+    log:
+        job_log("plot_energy"),
+    conda:
+        "../environment.yml"
+    script:
+        "../scripts/plot_energy.py"

@@ -51,7 +51,7 @@ try:
         )
 except serving.NotServable as exc:
     spec = serving.ServingSpec(**common, batcher=BatcherSettings(1, 0.0), min_queries=1)
-    result = serving.unserved(spec, serving.ERROR, f"not served: {exc}")
+    result = serving.unserved(spec, serving.ERROR, f"not served: {exc}", planned=False)
 else:
     result = serving.measure(spec)
     if scenario == "Server":

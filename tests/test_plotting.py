@@ -53,6 +53,20 @@ def test_a_model_measured_in_one_variant_has_its_bars_centred_and_colours_match_
     assert reference < {tuple(bar.get_facecolor()) for bar in both.patches if bar.get_height() > 0}
 
 
+def test_energy_draws_images_per_joule_per_gpu_and_says_why_a_gpu_has_none(tmp_path):
+    measured = rows().assign(device="gpu0", device_name="NVIDIA H200")
+    measured["energy_j_per_image"] = 0.5 / measured["batch_size"]  # batching halves the energy of an image
+    silent = rows().assign(device="gpu1", device_name="NVIDIA H200", energy_note="energy not given: 0.50 s of timed "
+                           "calls is shorter than the 1 s the nvml counter's resolution needs")
+    fig = plotting.energy_vs_throughput(pd.concat([measured, silent, rows()]))  # the CPU rows are left out
+    drawn, empty = (ax for ax in fig.axes if ax.get_title())
+    assert drawn.get_title() == "gpu0: NVIDIA H200" and empty.get_title() == "gpu1: NVIDIA H200"
+    line = next(l for l in drawn.get_lines() if l.get_label() == "gpu0 mxnet/float32")
+    assert list(line.get_ydata()) == [2.0, 8.0]  # ok rows only (batch 2 is noisy): 1 / (0.5 / batch)
+    assert "0.50 s of timed calls" in " ".join(t.get_text() for t in empty.texts).replace("\n", " ")
+    plotting.save(fig, tmp_path / "energy.png")
+
+
 def as_speedups(frame: pd.DataFrame) -> pd.DataFrame:
     """The speed-up table a run with these rows makes, from the rows alone (no rounds): trusted pairs only."""
     ok = frame[frame["status"] == "ok"]

@@ -61,12 +61,14 @@ def test_merging_another_machine_gives_the_union_without_duplicates(run, tmp_pat
     relabel(run, other, "lab-gpu-host")
     merge = [str(DLMARK), "merge", str(other), "--into", str(run / "results")]
     first = subprocess.run(merge, capture_output=True, text=True, check=True)
-    # 4 points, 2 largest-batch searches, 2 models' rounds files.
-    assert "copied 8 result file(s), 0 already present" in first.stdout
+    # 4 points, 2 largest-batch searches, 2 models' rounds files, 3 serving scenarios.
+    assert "copied 11 result file(s), 0 already present" in first.stdout
     snakemake(run)
     frame = pd.read_csv(run / "results/throughput.csv")
     assert sorted(frame["machine"].unique()) == ["ci", "lab-gpu-host"]
     assert len(frame) == 8
+    served = pd.read_csv(run / "results/serving.csv")
+    assert len(served) == 6 and sorted(served["machine"].unique()) == ["ci", "lab-gpu-host"]
     again = subprocess.run(merge, capture_output=True, text=True, check=True)
     assert "copied 0 result file(s), 8 already present" in again.stdout
     snakemake(run)

@@ -175,3 +175,15 @@ def test_official_length_takes_mlperfs_own_minimums_and_keeps_the_scenarios_targ
     assert official.server_target_qps == 40.0 and official.server_target_latency_ns == 20_000_000
     offline = loadgen.test_settings(loadgen.RunSettings("Offline", 2.0, 1, official_length=True, target_qps=100.0))
     assert offline.min_query_count == 24576  # MLPerf's least Offline sample count
+
+
+def test_the_end_of_a_run_names_the_serving_targets_that_are_not_ok(tmp_path):
+    from dlmark.results import tables
+
+    folder = tmp_path / "raw/ci/serving/cpu/mxnet-float32/mobilenet0.25"
+    folder.mkdir(parents=True)
+    (folder / "SingleStream.json").write_text('{"status": "ok"}')
+    (folder / "Server.json").write_text('{"status": "invalid"}')
+    summary = tables.run_summary(tmp_path, "ci")
+    assert "1 serving target(s) are not ok" in summary and "mobilenet0.25 Server invalid" in summary
+    assert f"--forcerun {folder / 'Server.json'}" in summary

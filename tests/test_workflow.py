@@ -72,6 +72,15 @@ def test_throughput_table_is_complete_and_consistent(workdir):
     assert set(frame["family"]) == {"MobileNet", "SqueezeNet"}
 
 
+def test_energy_comes_from_the_cpus_counter_or_the_environment_says_why_there_is_none(workdir):
+    source = json.loads((workdir / "results/environment.json").read_text())["energy"]["cpu"]
+    frame = pd.read_csv(workdir / "results/throughput.csv")
+    if source.startswith("not measured"):  # these VMs expose no RAPL counter
+        assert "RAPL" in source and frame["energy_j_per_image"].isna().all()
+    else:
+        assert (frame["energy_j_per_image"] > 0).all() and (frame["power_w_mean"] > 0).all()
+
+
 def test_without_validation_data_published_accuracies_are_used(workdir):
     frame = pd.read_csv(workdir / "results/accuracy.csv")
     assert list(frame.columns) == tables.ACCURACY_COLUMNS

@@ -176,6 +176,10 @@ class ProcessResult:
     generation: int  # which of the job's timing processes it was
     began_at: float  # Unix time
     process_seconds: float  # from its start to its answer
+    # The device's energy counter over this point's timed blocks (dlmark.measure.energy), where it has one.
+    energy_j: float | None = None
+    energy_seconds: float | None = None
+    energy_source: str | None = None  # "nvml" or "rapl"
 
     @property
     def disturbed(self) -> str | None:
@@ -235,6 +239,10 @@ class ThroughputRecord(Record):
     baseline_memory_mb: float | None = col()
     mapped_files_mb: float | None = col()  # pages of mapped files beside the peak (CPU), not in it
     memory_note: str | None = col()  # how memory was measured, where not as timed (e.g. an allocator setting)
+    # From the device's energy counter over the timed calls (NVML on a GPU, RAPL on a CPU), where readable.
+    energy_j_per_image: float | None = col()
+    power_w_mean: float | None = col()
+    energy_note: str | None = col()  # where the window was too short for the counter
     rel_ci95: float | None = col()
     converged: bool | None = col()
     threads: int | None = col()

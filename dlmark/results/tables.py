@@ -264,7 +264,7 @@ def rerun_targets(results_dir: str | Path, statuses: Iterable[str], machine: str
 
 
 def run_summary(results_dir: str | Path, machine: str) -> str | None:
-    """A closing line when some points are not plain ok: how many, and how to remeasure them."""
+    """A closing line when some points or serving targets are not plain ok: how many, and how to remeasure them."""
     noisy = raw_points(results_dir, [NOISY], machine)
     failed = raw_points(results_dir, [ERROR], machine)
     lines = []
@@ -283,7 +283,42 @@ def run_summary(results_dir: str | Path, machine: str) -> str | None:
             "After fixing the cause: snakemake --cores 1 --resources gpu=1 "
             "--forcerun $(dlmark points --status error)"
         )
+    if unserved := not_served(results_dir, machine):
+        lines.append(
+            f"dlmark: {len(unserved)} serving target(s) are not ok (see status, reasons and error in "
+            "results/serving.csv): " + ", ".join(f"{p.parent.name} {p.stem} {status}" for p, status in unserved)
+            + ". To measure them again: snakemake --cores 1 --resources gpu=1 --forcerun "
+            + " ".join(str(p) for p, _ in unserved)
+        )
     return "\n".join(lines) or None
+
+
+def not_served(results_dir: str | Path, machine: str) -> list[tuple[Path, str]]:
+    """Serving targets whose status is not ok (an unreadable file counts as error), with that status."""
+    found = []
+    for path in sorted(Path(results_dir, "raw", machine, "serving").glob("**/*.json")):
+        try:
+            status = json.loads(path.read_text(encoding="utf-8")).get("status", ERROR)
+        except (OSError, json.JSONDecodeError):
+            status = ERROR
+        if status not in TRUSTED:
+            found.append((path, status))
+    return found
+
+
+def energy_sources(devices: list[str]) -> dict[str, str]:
+    """Where each device's energy columns come from, or why they are empty (said once, here, not per row).
+
+    Read where the run was started; on a cluster the compute nodes' counters may differ (each row's
+    raw file names the source its processes read).
+    """
+    from dlmark.measure import energy
+
+    found = {}
+    for device in devices:
+        counter, why = energy.meter(hardware.device_index(device))
+        found[device] = f"measured: {counter.source}" if counter is not None else f"not measured: {why}"
+    return found
 
 
 def environment_summary(
@@ -305,6 +340,7 @@ def environment_summary(
         "machine": machine,
         "host": hardware.host_facts(),
         "devices": {d: hardware.device_name(d) for d in devices},
+        "energy": energy_sources(devices),
         "cpu_threads": threads,
         "workflow": provenance.workflow_version(),
         "config": config,

@@ -37,11 +37,12 @@ class NotServable(ValueError):
 
 
 def record(spec: ServingSpec, **fields: Any) -> ServingRecord:
+    batcher = dict(max_batch_size=spec.batcher.max_batch_size, max_queue_delay_ms=1e3 * spec.batcher.max_queue_delay_s,
+                   workers=spec.batcher.workers)
     return ServingRecord(
         **header(spec, spec.machine), scenario=spec.scenario, threads=spec.threads,
-        max_batch_size=spec.batcher.max_batch_size, max_queue_delay_ms=1e3 * spec.batcher.max_queue_delay_s,
-        workers=spec.batcher.workers, official_length=spec.official_length,
-        latency_bound_ms=spec.latency_bound_ms, settings=_settings(spec), **fields,
+        official_length=spec.official_length, latency_bound_ms=spec.latency_bound_ms, settings=_settings(spec),
+        **{**batcher, **fields},
     )
 
 
@@ -82,8 +83,10 @@ def timeout_s(spec: ServingSpec) -> float:
     return 300 + per_run * (spec.max_runs if spec.scenario == "Server" else 1)
 
 
-def unserved(spec: ServingSpec, status: str, error: str) -> ServingRecord:
-    return record(spec, status=status, error=error)
+def unserved(spec: ServingSpec, status: str, error: str, planned: bool = True) -> ServingRecord:
+    """A complete record of a target that gave no result; `planned=False`: its batcher was never decided."""
+    undecided = {} if planned else dict(max_batch_size=None, max_queue_delay_ms=None, workers=None)
+    return record(spec, status=status, error=error, **undecided)
 
 
 def measure(spec: ServingSpec, target: Callable[[ServingSpec], dict[str, Any]] = serve) -> ServingRecord:

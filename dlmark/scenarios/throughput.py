@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from dlmark import hardware, models, runtimes
-from dlmark.measure import drift, interference, launchers, timing
+from dlmark.measure import drift, energy, interference, launchers, timing
 from dlmark.measure.child import log_progress
 from dlmark.results.records import ProcessResult, ThroughputRecord
 from dlmark.results.status import ERROR, NOISY, OK, OUT_OF_MEMORY
@@ -263,6 +263,22 @@ def _finish(point: Point, started_at: str, remeasured: int) -> ThroughputRecord:
     return _measured(point, fields)
 
 
+def _energy(kept: list[ProcessResult], throughput: float | None) -> dict[str, Any]:
+    """Mean power over the point's timed blocks, all processes together, and energy per image from it.
+
+    Power over the blocks divided by the throughput: each block's calls
+    and its untimed first call ran at the same power.
+    """
+    measured = [r for r in kept if r.energy_j is not None]
+    if not measured or not throughput:
+        return {}
+    total = energy.Energy(sum(r.energy_j for r in measured), sum(r.energy_seconds for r in measured),
+                          measured[0].energy_source)
+    if total.power_w is None:
+        return {"energy_note": total.note}
+    return {"power_w_mean": total.power_w, "energy_j_per_image": total.power_w / throughput}
+
+
 def _measured(point: Point, fields: dict[str, Any]) -> ThroughputRecord:
     spec, kept, memory = point.spec, point.kept, point.memory
     summaries = [r.summary for r in kept]
@@ -276,6 +292,7 @@ def _measured(point: Point, fields: dict[str, Any]) -> ThroughputRecord:
         else None
     )
     notes = [s.budget_note for s in summaries if s.budget_note]
+    spent = _energy(kept, combined.throughput)
     shares = [w["interference"] for w in watched if w["interference"] is not None]
     record = _record(
         spec,
@@ -292,6 +309,7 @@ def _measured(point: Point, fields: dict[str, Any]) -> ThroughputRecord:
         cpu_share=min(w["cpu_share"] for w in watched),
         memory_bandwidth_gbs=drift.median_bandwidth([r.memory_bandwidth_gbs for r in kept]),
         interference=max(shares) if shares else None,
+        **spent,
         **asdict(combined),
         **fields,
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlmark import hardware, runtimes, variants
-from dlmark.measure import interference, memory, timing
+from dlmark.measure import energy, interference, memory, timing
 from dlmark.measure.child import limit_threads, log_progress
 from dlmark.results.records import ProcessResult
 from dlmark.specs import Measured
@@ -97,20 +97,36 @@ def measure_rounds(job: RoundsJob) -> dict[str, Any]:
     policy = first.noise
     block_seconds = min(BLOCK_SECONDS, budget.min_seconds / MIN_ROUNDS)
     rewarm = [seconds / n < REWARM_BELOW_SECONDS for n, seconds in warm]
+    counter, _ = energy.meter(hardware.device_index(first.device))
+    spent = [[0.0, 0.0] for _ in calls]  # each point's joules and seconds over its blocks
+
+    def timed(i: int) -> list[float]:
+        if counter is None:
+            return timing.time_block(calls[i], block_seconds, rewarm=rewarm[i])
+        joules, began = counter.joules(), time.perf_counter()
+        block = timing.time_block(calls[i], block_seconds, rewarm=rewarm[i])
+        spent[i][0] += counter.joules() - joules
+        spent[i][1] += time.perf_counter() - began
+        return block
+
     def due(i: int) -> bool:  # a point leaves the rounds once it has met the stopping rule
         return len(blocks[i]) < MIN_ROUNDS or not timing.enough([x for b in blocks[i] for x in b], budget)
 
     with interference.Watch(first.threads, policy, hardware.device_index(first.device)) as watch:
         while pending := [i for i in range(len(calls)) if due(i)]:
             for i in rng.sample(pending, len(pending)):
-                blocks[i].append(timing.time_block(calls[i], block_seconds, rewarm=rewarm[i]))
+                blocks[i].append(timed(i))
     log_progress(f"timed {len(calls)} point(s) in {max(len(b) for b in blocks)} rounds")
     facts = dict(
         interference=watch.result.to_dict(), memory_bandwidth_gbs=job.canary_gbs, process_peak_mb=memory.own_peak_mb(),
         launcher="forked", session=job.session, generation=job.generation, began_at=began_at,
         process_seconds=time.monotonic() - began,
     )
-    return {"results": [process_result(spec, w, b, **facts) for spec, w, b in zip(job.specs, warm, blocks)]}
+    energies = [
+        dict(energy_j=j, energy_seconds=s, energy_source=counter.source) if counter else {} for j, s in spent
+    ]
+    return {"results": [process_result(spec, w, b, **facts, **e)
+                        for spec, w, b, e in zip(job.specs, warm, blocks, energies)]}
 
 
 def process_result(

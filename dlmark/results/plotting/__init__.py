@@ -16,6 +16,7 @@ from dlmark.results.plotting.choices import (  # noqa: F401  (the package's figu
     max_batch_size,
     pareto_front,
     pick_batch,
+    energy_vs_throughput,
     pick_speedups,
     speedup,
     throughput_vs_accuracy,

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from dlmark.results.plotting import style
-from dlmark.results.status import OK
+from dlmark.results.status import OK, TRUSTED
 from dlmark.runtimes import REFERENCE
 
 
@@ -264,4 +264,52 @@ def speedup(speedups: pd.DataFrame, throughput: pd.DataFrame, batch_size: int) -
         f"(here {batches})\n95% intervals from paired blocks; {style.where(both)}"
     )
     style.legend_below(fig, *ax.get_legend_handles_labels())
+    return fig
+
+
+@style.house_style
+def energy_vs_throughput(frame: pd.DataFrame) -> Figure:
+    """Images per joule against throughput, a panel per GPU, a colour per variant, a marker per model.
+
+    Up and right is better: more images per second for each joule. A
+    model's batch sizes are joined, smallest batch first, so the curve
+    shows what batching buys in energy as well as in speed.
+    """
+    frame = frame[frame["device"].astype(str).str.startswith("gpu")]
+    rows = frame[frame["status"].isin(TRUSTED) & frame["energy_j_per_image"].notna()]
+    rows = rows.assign(images_per_joule=1.0 / rows["energy_j_per_image"], series=style.series(rows))
+    devices = sorted(frame["device"].astype(str).unique())
+    fig, axes = plt.subplots(1, len(devices), figsize=(6.2 * len(devices), 5.2), squeeze=False, layout="constrained")
+    series = sorted(rows["series"].unique())
+    palette = dict(zip(series, sns.color_palette("colorblind", len(series))))
+    markers = dict(zip(sorted(frame["model"].unique()), ["o", "s", "^", "D", "v", "P", "X", "*"] * 4))
+    for ax, device in zip(axes[0], devices):
+        part = rows[rows["device"].astype(str) == device]
+        name = frame.loc[frame["device"].astype(str) == device, "device_name"].iloc[0]
+        ax.set_title(f"{device}: {name}")
+        if part.empty:
+            notes = frame.loc[frame["device"].astype(str) == device, "energy_note"].dropna()
+            why = notes.iloc[0] if len(notes) else "no energy counter was readable for this device"
+            ax.text(0.5, 0.5, "no energy measured:\n" + textwrap.fill(why, 45), ha="center", va="center",
+                    transform=ax.transAxes, color="grey")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        for (label, model), line in part.sort_values("batch_size").groupby(["series", "model"]):
+            ax.plot(line["throughput"], line["images_per_joule"], color=palette[label], marker=markers[model],
+                    linewidth=1, label=label)
+            last = line.iloc[-1]
+            ax.annotate(f"{model} b{last['batch_size']}", (last["throughput"], last["images_per_joule"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        style.log10_axis(ax.xaxis)
+        style.log10_axis(ax.yaxis)
+        ax.set_xlabel("throughput (images/s, log)")
+        ax.set_ylabel("images per joule (log)")
+    handles = [plt.Line2D([], [], color=palette[s], marker="o") for s in series]
+    handles += [plt.Line2D([], [], color="grey", marker=m, linestyle="") for m in markers.values()][: len(markers)]
+    style.legend_below(fig, handles, [*series, *markers])
+    fig.suptitle(f"Energy: images per joule vs throughput, each batch size a point (NVML's counter over the "
+                 f"timed calls)\n{style.where(frame)}", fontsize=12)
     return fig
