@@ -41,12 +41,11 @@ try:
     else:
         offline = tables.read_record(snakemake.input.offline, records.ServingRecord)
         single = tables.read_record(snakemake.input.single_stream, records.ServingRecord)
-        if offline["status"] not in serving.TRUSTED:
-            raise serving.NotServable(f"no Offline throughput to start from: its row is {offline['status']}")
+        start = serving.server_start(offline)
         bound, rule = serving.server_bound(single, settings["latency_bound_factor"], params.latency_bound_ms)
         spec = serving.ServingSpec(
             **common, batcher=BatcherSettings(settings["max_batch_size"], delay_s, workers),
-            min_queries=settings["server_min_queries"], target_qps=offline["qps"], latency_bound_ms=bound,
+            min_queries=settings["server_min_queries"], target_qps=start, latency_bound_ms=bound,
             max_runs=settings["server_max_runs"],
         )
 except serving.NotServable as exc:

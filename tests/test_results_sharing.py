@@ -70,7 +70,7 @@ def test_merging_another_machine_gives_the_union_without_duplicates(run, tmp_pat
     served = pd.read_csv(run / "results/serving.csv")
     assert len(served) == 6 and sorted(served["machine"].unique()) == ["ci", "lab-gpu-host"]
     again = subprocess.run(merge, capture_output=True, text=True, check=True)
-    assert "copied 0 result file(s), 8 already present" in again.stdout
+    assert "copied 0 result file(s), 11 already present" in again.stdout
     snakemake(run)
     assert len(pd.read_csv(run / "results/throughput.csv")) == 8
     assert len(pd.read_csv(run / "results/max_batch_size.csv")) == 4

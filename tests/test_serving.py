@@ -131,6 +131,10 @@ def test_offline_is_sized_from_the_fastest_trusted_row_and_server_bound_follows_
         serving.best_batch(rows, 8)
     assert serving.server_bound({"status": "ok", "latency_ms_p99": 5.0}, 4, None) == (20.0, "4 x SingleStream p99 (5.00 ms)")
     assert serving.server_bound({"status": "error"}, 4, 15.0)[0] == 15.0
+    assert serving.server_bound({"status": "noisy", "latency_ms_p99": 5.0}, 4, None)[1].endswith("a noisy row)")
+    assert serving.server_start({"status": "noisy", "qps": 40.0}) == 40.0
+    with pytest.raises(serving.NotServable, match="no Offline throughput to start from: its row is error"):
+        serving.server_start({"status": "error", "qps": None})
     with pytest.raises(serving.NotServable, match="latency_bound_ms"):
         serving.server_bound({"status": "error"}, 4, None)
 
