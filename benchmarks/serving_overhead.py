@@ -20,7 +20,7 @@ import time
 
 from dlmark import config as dlconfig
 from dlmark import hardware
-from dlmark.measure import launchers, loadgen
+from dlmark.measure import launchers
 from dlmark.measure.batcher import BatcherSettings
 from dlmark.scenarios import serving_child
 from dlmark.specs import Measured, identity
