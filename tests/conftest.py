@@ -47,6 +47,7 @@ TINY_CONFIG = {
 # still needs about 460 queries to judge a p99).
 TINY_SERVING = {
     "models": ["mobilenet0.25"],
+    "latency_bound_factor": 3,  # tight, so that the search meets an INVALID rate within its runs
     "max_batch_size": 2,
     "min_duration_s": 0.5,
     "server_min_queries": 500,
