@@ -68,6 +68,33 @@ class ResidentSet:
 _FIELDS = {"VmHWM": "peak_mb", "VmRSS": "total_mb", "RssAnon": "anon_mb", "RssFile": "file_mb", "RssShmem": "shmem_mb"}
 
 
+# glibc's M_MMAP_THRESHOLD (malloc.h), and the value it starts from before it adjusts it.
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Keep glibc's mmap threshold fixed in this process; True where glibc took it.
+
+    By default glibc raises the threshold each time a large mmapped block is
+    freed, so later blocks of that size come from the heap, which keeps its
+    freed pages. Whether that happens before a peak depends on the order of
+    frees and allocations, and the peak moved with it: eight fresh
+    resnet18_v1 batch-16 trials peaked at 341.4 or 357.0 to 359.2 MiB (their
+    memory before the first call 202.0 or 214.2). With the threshold fixed
+    (what `mallopt` does, as MALLOC_MMAP_THRESHOLD_ would at start-up),
+    eight trials read 321.3 MiB each, before the first call 195.1 to 195.2:
+    every large block goes back to the system when freed, so the peak is
+    what was live at once.
+    """
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
 def resident_set(pid: int | str = "self") -> ResidentSet:
     """The resident set of this process (or `pid`) now; an OSError where /proc has none."""
     found = dict.fromkeys(_FIELDS.values(), 0.0)

@@ -60,7 +60,8 @@ class _MXNet(Backend):
     # inceptionv3 at batch 4 peaked between 450.8 and 456.0 MiB, and their memory before the
     # first call between 302 and 325. With the synchronous engine: 449.8 to 450.5, and 296 to 298.
     memory_environment = {"MXNET_ENGINE_TYPE": "NaiveEngine"}
-    memory_note = "CPU memory measured with MXNet's synchronous engine (NaiveEngine); timed with its threaded engine"
+    memory_note = ("CPU memory measured with MXNet's synchronous engine (NaiveEngine) and glibc's mmap threshold fixed; "
+                   "timed with its threaded engine")
     install_hint = "MXNet 1.9 needs Python 3.11 and numpy<1.24 (requirements.txt); use torch or onnxruntime here"
 
     def block(self, spec: VariantSpec, ctx: Any) -> Any:

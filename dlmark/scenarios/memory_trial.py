@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlmark import runtimes, variants
+from dlmark.measure import memory
 from dlmark.measure.child import limit_threads
 from dlmark.specs import Measured
 
@@ -30,6 +31,7 @@ def memory_process(spec: TrialSpec) -> runtimes.Backend:
     limit_threads(spec.threads)
     backend = runtimes.get(spec.runtime, spec.precision)
     if spec.device == "cpu":
+        memory.fix_mmap_threshold()  # the same allocations, the same peak, in every process
         for name, value in backend.memory_environment.items():
             os.environ.setdefault(name, value)  # before the framework is imported: read once there
     return backend
