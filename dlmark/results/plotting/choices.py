@@ -235,8 +235,12 @@ def speedup(speedups: pd.DataFrame, throughput: pd.DataFrame, batch_size: int) -
         ax.set_axis_off()
         return fig
     position = style.model_axis(ax, both)
-    palette = sns.color_palette("colorblind", len(variants_))
-    for offset, color, variant in zip(style.offsets(len(variants_)), palette, variants_):
+    # Colours by the series of every row, the reference's included, as the other figures give them: a
+    # variant keeps its colour from figure to figure.
+    every = sorted(set(style.series(throughput)) | set(variants_))
+    colours = dict(zip(every, sns.color_palette("colorblind", len(every))))
+    for offset, variant in zip(style.offsets(len(variants_)), variants_):
+        color = colours[variant]
         part = both[both["variant"] == variant]
         y = [position[m] + offset for m in part["model"]]
         # An interval with no upper bound (too few processes for its spread)
