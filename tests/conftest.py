@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -111,6 +112,46 @@ def tiny_run(tmp_path_factory) -> TinyRun:
     tables = {name: pd.read_csv(path / "results" / name) for name in (*RESULT_TABLES, "serving.csv")}
     figures = frozenset(p.name for p in (path / "results/figures").iterdir())
     return TinyRun(path, tables, figures)
+
+
+# Modules whose tests neither time anything nor keep more than one core busy. They run first,
+# while the SLURM test's cluster run goes on beside them: that run spends most of its
+# 3.5 minutes waiting on the executor plugin's status polls (every 40 s, fixed in the
+# plugin), and its one-thread measurements leave a core free, which the noise watch allows
+# one other process to use (noise.max_other_cpu_cores counts load beyond the free cores).
+BESIDE_SLURM = frozenset({
+    "test_config.py", "test_drift.py", "test_energy.py", "test_environment.py", "test_gpu_install.py",
+    "test_imagenet.py", "test_models.py", "test_plotting.py", "test_results.py", "test_weights.py",
+})  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order: the tests that may run beside the SLURM run, its own tests, then everything else."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.path.name in BESIDE_SLURM:
+            return 0
+        if "slurm_run" in item.fixturenames and "tiny_run" not in item.fixturenames:
+            return 1  # waits for the SLURM run; a test that compares it with the tiny run comes later
+        return 2
+
+    items[:] = sorted(items, key=rank)  # stable: each group keeps the files' order
+
+
+@pytest.fixture(scope="session")
+def slurm_run_in_background(tmp_path_factory) -> Future:
+    """The SLURM workflow run, going on in a thread while other tests run."""
+    from test_slurm import run_through_slurm
+
+    path = tmp_path_factory.mktemp("slurm")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="slurm-run") as pool:
+        yield pool.submit(run_through_slurm, path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_the_slurm_run_early(request) -> None:
+    if any(item.get_closest_marker("slurm") for item in request.session.items):
+        request.getfixturevalue("slurm_run_in_background")
 
 
 @pytest.fixture

@@ -43,9 +43,8 @@ def profile_partitions() -> tuple[str, ...]:
     return tuple(sorted(names, key=lambda n: n != profile["default-resources"]["slurm_partition"]))
 
 
-@pytest.fixture(scope="module")
-def slurm_run(tmp_path_factory) -> SlurmRun:
-    path = tmp_path_factory.mktemp("slurm")
+def run_through_slurm(path: Path) -> SlurmRun:
+    """The tiny config through the shipped profile on a fresh cluster, then the jobs it ran."""
     write_config(path, yaml.safe_load(yaml.safe_dump(TINY_CONFIG)))
     command = [
         str(SNAKEMAKE),
@@ -68,6 +67,12 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
             )
         jobs = cluster.jobs()
     return SlurmRun(path, jobs, result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_run_in_background) -> SlurmRun:
+    # Started with the session (conftest.py): it mostly waits on the executor's status polls.
+    return slurm_run_in_background.result()
 
 
 def rule_of(job: dict[str, str]) -> str:
