@@ -23,24 +23,29 @@ $(TORCH_STAMP): $(STAMP) requirements-torch.txt
 	$(BIN)/python -m pip install --quiet -r requirements-torch.txt
 	touch $@
 
-# MXNet on a GPU before Hopper: `make run GPU=cu117` replaces the CPU build
-# with MXNet's CUDA 11.7 build and the CUDA libraries it links against, and
-# puts those on the jobs' library path (see README, "GPUs and clusters").
+# A runtime's GPU build in place of its CPU build, with the CUDA libraries it
+# needs, put on the jobs' library path (see README, "GPUs and clusters"):
+#   GPU=cu117     MXNet 1.9's CUDA 11.7 build (GPUs before Hopper)
+#   GPU=ort-cu12  onnxruntime-gpu for CUDA 12 and cuDNN 9 (Hopper included)
+# Each replaces one package of requirements.txt (mxnet, onnxruntime): both
+# builds own its package folder, so the CPU one goes first.
 GPU ?=
 GPU_STAMP := $(VENV)/.gpu-$(GPU)-installed
+GPU_REPLACES_cu117 := mxnet
+GPU_REPLACES_ort-cu12 := onnxruntime
 ifeq ($(GPU),)
 RUN_DEPS := $(STAMP)
 LIBRARY_PATH_SETTING :=
-else ifeq ($(GPU),cu117)
+else ifneq ($(GPU_REPLACES_$(GPU)),)
 RUN_DEPS := $(GPU_STAMP)
 LIBRARY_PATH_SETTING = LD_LIBRARY_PATH="$$(ls -d $(abspath $(VENV))/lib/python*/site-packages/nvidia/*/lib | paste -sd:)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
 else
-$(error GPU=$(GPU) is not a build dlmark installs; use GPU=cu117 (MXNet 1.9's CUDA 11.7 build), or leave GPU unset)
+$(error GPU=$(GPU) is not a build dlmark installs; use GPU=cu117 (MXNet 1.9's CUDA 11.7 build) or GPU=ort-cu12 (onnxruntime-gpu for CUDA 12), or leave GPU unset)
 endif
 
-$(VENV)/.gpu-cu117-installed: $(STAMP) requirements-gpu-cu117.txt
-	$(BIN)/python -m pip uninstall --quiet --yes mxnet
-	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps -r requirements-gpu-cu117.txt
+$(VENV)/.gpu-%-installed: $(STAMP) requirements-gpu-%.txt
+	$(BIN)/python -m pip uninstall --quiet --yes $(GPU_REPLACES_$*)
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps -r requirements-gpu-$*.txt
 	touch $@
 
 env: $(STAMP)
@@ -96,9 +101,12 @@ bench-serving: $(STAMP)
 bench-overhead: $(STAMP)
 	bash benchmarks/overhead.sh bench/overhead
 
+# Two default runs back to back, the second on a cold page cache (as root):
+# memory must not depend on what the cache holds.
 bench-repeat: $(STAMP)
 	rm -rf bench/repeat-a bench/repeat-b
 	bash benchmarks/overhead.sh bench/repeat-a
+	sync; if echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then echo "page cache dropped"; else echo "page cache kept (drop_caches needs root)"; fi
 	bash benchmarks/overhead.sh bench/repeat-b
 	$(BIN)/python benchmarks/repeatability.py bench/repeat-a/results/throughput.csv bench/repeat-b/results/throughput.csv
 	$(BIN)/dlmark compare bench/repeat-a/results bench/repeat-b/results

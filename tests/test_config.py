@@ -70,6 +70,7 @@ def test_gpu_that_exists_passes():
 
 def test_overrides_of_models_outside_a_subset_are_ignored():
     config = shipped() | {"models": ["squeezenet1.1"]}
+    config["serving"] = config["serving"] | {"models": ["mobilenet1.0", "squeezenet1.1"]}
     dlconfig.check(config, SCHEMA, gpus=[])  # no error
     assert set(dlconfig.unused_overrides(config)) == set(shipped()["model_overrides"])
     # A served model outside the subset is not served either.
