@@ -79,13 +79,11 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     By default glibc raises the threshold each time a large mmapped block is
     freed, so later blocks of that size come from the heap, which keeps its
     freed pages. Whether that happens before a peak depends on the order of
-    frees and allocations, and the peak moved with it: eight fresh
-    resnet18_v1 batch-16 trials peaked at 341.4 or 357.0 to 359.2 MiB (their
-    memory before the first call 202.0 or 214.2). With the threshold fixed
-    (what `mallopt` does, as MALLOC_MMAP_THRESHOLD_ would at start-up),
-    eight trials read 321.3 MiB each, before the first call 195.1 to 195.2:
-    every large block goes back to the system when freed, so the peak is
-    what was live at once.
+    frees among the framework's threads, so fresh processes of one point
+    peaked at one of two values. Fixed (what MALLOC_MMAP_THRESHOLD_ does at
+    start-up), every large block goes back to the system when freed and the
+    peak is what was live at once (docs/methodology.md, "Memory on a CPU: the process's own pages";
+    the trials in docs/validation.md).
     """
     try:
         import ctypes
