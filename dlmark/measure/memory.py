@@ -82,8 +82,8 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     frees among the framework's threads, so fresh processes of one point
     peaked at one of two values. Fixed (what MALLOC_MMAP_THRESHOLD_ does at
     start-up), every large block goes back to the system when freed and the
-    peak is what was live at once (docs/methodology.md, "Memory on a CPU: the process's own pages";
-    the trials in docs/validation.md).
+    peak is what was live at once (docs/methodology.md, "Memory on a CPU:
+    the process's own pages"; the trials in docs/validation.md).
     """
     try:
         import ctypes
