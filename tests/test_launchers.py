@@ -186,3 +186,18 @@ def test_children_die_with_the_process_that_watches_them(tmp_path):
     job.wait()
     child.wait(timeout=10)
     assert not child.is_running()
+
+
+def test_folders_left_by_a_parent_killed_hard_are_removed_by_the_next(tmp_path):
+    from dlmark.measure import job_files
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that has just ended: its maker was killed, say, with kill -9
+    host = job_files._own_prefix()
+    orphan, live, elsewhere = (tmp_path / f"{host}{gone.pid}-ab", tmp_path / f"{host}{os.getppid()}-cd",
+                               tmp_path / f"{job_files.PREFIX}another-host-{gone.pid}-ef")
+    for folder in (orphan, live, elsewhere):
+        folder.mkdir()
+        (folder / "job.pkl").write_bytes(b"")
+    assert job_files.sweep_orphans(tmp_path) == [orphan]
+    assert live.exists() and elsewhere.exists()  # a running maker's, and another host's, whose processes we cannot see

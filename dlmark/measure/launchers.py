@@ -26,12 +26,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from dlmark.measure import memory
+from dlmark.measure import job_files, memory
 from dlmark.measure.child import die_with_parent
 from dlmark.results.status import ERROR, OK, OUT_OF_MEMORY
 
@@ -77,17 +76,6 @@ def _start(mode: str, *paths: str, pipes: bool = False, **env: str) -> subproces
         bufsize=0 if pipes else -1,
         preexec_fn=die_with_parent,
     )
-
-
-def _job_files(target: Target, arg: Any) -> tuple[str, str, str]:
-    """A folder holding the pickled call: (folder, job file, where the answer will be)."""
-    if getattr(target, "__module__", None) == "__main__":
-        raise ValueError("a measurement's target must be importable by module name, not from __main__")
-    workdir = tempfile.mkdtemp(prefix="dlmark-child-")
-    job_path = os.path.join(workdir, "job.pkl")
-    with open(job_path, "wb") as f:
-        pickle.dump((target, arg), f)
-    return workdir, job_path, os.path.join(workdir, "answer.pkl")
 
 
 def _watch(
@@ -214,7 +202,7 @@ class Fresh(_Closing):
         self, target: Target, arg: Any, memory_limit_mb: float | None = None,
         timeout_s: float | None = None, poll_s: float = 0.05,
     ) -> Outcome:
-        workdir, job_path, answer_path = _job_files(target, arg)
+        workdir, job_path, answer_path = job_files.make(target, arg)
         try:
             process = _start("run", job_path, answer_path)
             return _watched_outcome(process, answer_path, memory_limit_mb, timeout_s, poll_s)
@@ -248,7 +236,7 @@ class Prestarted(_Closing):
     """
 
     def __init__(self, preload: Callable[[Any], None], arg: Any) -> None:
-        self._workdir, self._preload_path, _ = _job_files(preload, arg)
+        self._workdir, self._preload_path, _ = job_files.make(preload, arg)
         self._next: subprocess.Popen | None = self._start()
 
     def _start(self) -> subprocess.Popen:
@@ -269,7 +257,7 @@ class Prestarted(_Closing):
         assert process.stdin is not None and process.stdout is not None
         process.stdout.readline()  # "ready", or nothing if it died while importing
         self._next = self._start()
-        workdir, job_path, answer_path = _job_files(target, arg)
+        workdir, job_path, answer_path = job_files.make(target, arg)
         try:
             try:
                 process.stdin.write(f"{job_path}\t{answer_path}\n".encode())
@@ -309,7 +297,7 @@ class Forker(_Closing):
     """
 
     def __init__(self, preload: Callable[[Any], None], arg: Any) -> None:
-        self._workdir, job_path, _ = _job_files(preload, arg)
+        self._workdir, job_path, _ = job_files.make(preload, arg)
         self._process = _start("forker", job_path, pipes=True)
         self._pending = b""
         ready = self._readline(None)
@@ -337,7 +325,7 @@ class Forker(_Closing):
         timeout_s: float | None = None, poll_s: float = 0.05,
     ) -> Outcome:
         """In a child forked from the warm process, which reports its pid and then its exit."""
-        workdir, job_path, answer_path = _job_files(target, arg)
+        workdir, job_path, answer_path = job_files.make(target, arg)
         assert self._process.stdin is not None
         try:
             try:
