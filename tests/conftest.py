@@ -114,14 +114,15 @@ def tiny_run(tmp_path_factory) -> TinyRun:
     return TinyRun(path, tables, figures)
 
 
-# Modules whose tests neither time anything nor keep more than one core busy. They run first,
+# Modules whose tests neither judge a timing nor keep more than one core busy. They run first,
 # while the SLURM test's cluster run goes on beside them: that run spends most of its
 # 3.5 minutes waiting on the executor plugin's status polls (every 40 s, fixed in the
 # plugin), and its one-thread measurements leave a core free, which the noise watch allows
 # one other process to use (noise.max_other_cpu_cores counts load beyond the free cores).
 BESIDE_SLURM = frozenset({
-    "test_config.py", "test_drift.py", "test_energy.py", "test_environment.py", "test_gpu_install.py",
-    "test_imagenet.py", "test_models.py", "test_plotting.py", "test_results.py", "test_weights.py",
+    "test_config.py", "test_drift.py", "test_energy.py", "test_environment.py", "test_gpu_bundle.py",
+    "test_gpu_install.py", "test_imagenet.py", "test_launchers.py", "test_maxbatch.py", "test_models.py",
+    "test_plotting.py", "test_results.py", "test_runtimes.py", "test_weights.py",
 })  # fmt: skip
 
 
