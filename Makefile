@@ -57,7 +57,10 @@ env: $(STAMP)
 run: $(RUN_DEPS)
 	$(LIBRARY_PATH_SETTING) $(SNAKEMAKE) --cores $(CORES) --resources gpu=1
 
-test: $(STAMP) $(TORCH_STAMP) slurm-deps
+# The SLURM packages install (apt) while the venv builds (uv, pip): two
+# downloads at once instead of one after the other on a fresh machine.
+test:
+	$(MAKE) --no-print-directory -j2 $(TORCH_STAMP) slurm-deps
 	$(BIN)/pytest
 
 # tests/test_slurm.py starts a one-node SLURM cluster on 127.0.0.1 from
