@@ -32,6 +32,10 @@ TINY_CONFIG = {
     "cpu_threads": 1,
     "cpu_memory_limit_mb": 400,
     "max_batch": {"upper_bound": 32},
+    # These runs test the workflow, not the noise watch (test_interference does: real busy processes,
+    # steal through its judge). A burst of hypervisor steal on a shared VM (11% over a whole point, once,
+    # in a suite run) must not fail them. Other processes on the benchmark's cores count as shipped.
+    "noise": {"max_steal": 0.3},
     "measure": {
         "warmup_min_seconds": 0.05,
         "warmup_max_seconds": 1,
