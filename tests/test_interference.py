@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import child_targets
@@ -128,13 +129,40 @@ def test_busy_machine_throughout_gives_noisy_with_numbers_kept():
     assert "disturbed" in record.disturbance
 
 
+def stop_once_timing_began(busy: list[subprocess.Popen], then_s: float) -> threading.Thread:
+    """Stop `busy` `then_s` seconds after the first timing process is forked, however slow the machine."""
+    import psutil
+
+    def timing_began() -> bool:
+        for child in psutil.Process().children():
+            try:
+                if "dlmark.measure.child forker" in " ".join(child.cmdline()) and child.children():
+                    return True
+            except psutil.Error:
+                continue
+        return False
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while not timing_began() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(then_s)
+        stop(busy)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_a_disturbed_process_waits_for_quiet_and_is_measured_again():
-    # Over the memory trial and the first timing process (its start and warm-up slowed by the
-    # burners too), gone before the retry's wait for quiet ends.
-    busy = burners(CPUS, 20)
+    # Over the memory trial and the first timing process, gone before the retry's wait for quiet
+    # ends. (Burners on a clock once ended before the first timing process began, on a slow VM.)
+    busy = burners(CPUS, 120)
+    stopper = stop_once_timing_began(busy, then_s=3)
     try:
         record = throughput.run_throughput(spec(retries=2, quiet_wait_seconds=30))
     finally:
+        stopper.join(timeout=130)
         stop(busy)
     assert record.remeasured >= 1
     assert record.status == "ok", record.disturbance
