@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 PREFIX = "dlmark-child-"
 
 
@@ -30,23 +32,13 @@ def _own_prefix() -> str:
     return f"{PREFIX}{host}-"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
-
-
 def sweep_orphans(root: str | Path | None = None) -> list[Path]:
     """Remove this host's folders whose makers have died; return them."""
     removed = []
     owned = re.compile(re.escape(_own_prefix()) + r"(\d+)-")
     for folder in Path(root or tempfile.gettempdir()).glob(PREFIX + "*"):
         owner = owned.match(folder.name)
-        if owner and int(owner.group(1)) != os.getpid() and not _alive(int(owner.group(1))):
+        if owner and not psutil.pid_exists(int(owner.group(1))):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
@@ -59,9 +51,9 @@ def _sweep_once() -> None:
 
 def make(target: Any, arg: Any) -> tuple[str, str, str]:
     """A folder holding the pickled call: (folder, job file, where the answer will be)."""
-    _sweep_once()
     if getattr(target, "__module__", None) == "__main__":
         raise ValueError("a measurement's target must be importable by module name, not from __main__")
+    _sweep_once()
     workdir = tempfile.mkdtemp(prefix=f"{_own_prefix()}{os.getpid()}-")
     job_path = os.path.join(workdir, "job.pkl")
     with open(job_path, "wb") as f:
