@@ -280,8 +280,18 @@ def model_variants(config: dict[str, Any], model: str) -> list[tuple[str, str]]:
     return [(v["runtime"], v["precision"]) for v in listed]
 
 
+def gated_variants(config: dict[str, Any], model: str) -> list[tuple[str, str]]:
+    """A model's variants, and on a GPU the float32 ones its others are gated against there (`variants.device_gates`)."""
+    listed = model_variants(config, model)
+    if all(device == "cpu" for device in config["devices"]):
+        return listed
+    references = [runtimes.device_reference(*variant) for variant in listed]
+    return list(dict.fromkeys(listed + [r for r in references if r is not None]))
+
+
 def all_variants(config: dict[str, Any]) -> set[tuple[str, str]]:
-    return {pair for model in config["models"] for pair in model_variants(config, model)}
+    """Every variant a run prepares, gate references included."""
+    return {pair for model in config["models"] for pair in gated_variants(config, model)}
 
 
 def targets(config: dict[str, Any]) -> Iterator[Target]:

@@ -3,8 +3,8 @@
     python gpu/bundle.py [OUT]       (default: gpu-bundle)
 
 OUT holds this commit's workflow (git archive of HEAD), Python 3.12 wheels
-of what the node lacks (gpu/carry.txt), the variant folders of two small
-models prepared here, where MXNet runs (ONNX exports and their gates; the
+of what the node lacks (gpu/carry.txt), the variant folders of the models of
+gpu/config.yaml prepared here, where MXNet runs (ONNX exports and their gates; the
 variants share one export through links), and gpu/config.yaml. On the
 node, from OUT: `make gpu-check`. It stays within 60 MB; the build stops
 if it would not.
@@ -24,10 +24,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_MB = 60
-MODELS = ["squeezenet1.1", "mobilenet1.0"]
-# Every variant the check may run; float32's export serves the torch ones.
-VARIANTS = [("torch", "float32"), ("torch", "bfloat16"), ("torch", "float16"),
-            ("onnxruntime", "float32"), ("onnxruntime", "float16")]
+# ONNX Runtime's variants, which gpu/check.py adds where the node's onnxruntime has its CUDA provider.
+ORT_VARIANTS = [("onnxruntime", "float32"), ("onnxruntime", "float16")]
+
+
+def check_config() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "gpu" / "config.yaml").read_text())
+
+
+def bundled_variants() -> dict[str, list[tuple[str, str]]]:
+    """Every variant the check may run, by model: gpu/config.yaml's, their device gates' references, ORT's."""
+    from dlmark import config as dlconfig
+
+    settings = check_config()
+    return {model: list(dict.fromkeys(dlconfig.gated_variants(settings, model) + ORT_VARIANTS))
+            for model in settings["models"]}
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 
 
@@ -79,12 +92,17 @@ def _build_pure_wheel(pip: list[str], pin: str, into: Path) -> None:
 
 
 def prepare_variants(out: Path) -> None:
-    """Variant folders as the workflow's prepare_variant rule writes them, one export shared."""
+    """Variant folders as the workflow's prepare_variant rule writes them, one export shared.
+
+    Beside them, each model's outputs as defined (rule defined_outputs),
+    which the node's device gates compare float32 with, since it has no MXNet.
+    """
     from dlmark import variants
 
-    for model in MODELS:
+    for model, listed in bundled_variants().items():
+        variants.write_defined_outputs(model, out / "resources" / "variants" / model / "defined_outputs.json")
         shared = None
-        for runtime, precision in VARIANTS:
+        for runtime, precision in listed:
             folder = out / "resources" / "variants" / model / f"{runtime}-{precision}"
             # One thread: the gate's verdict does not depend on it, and the rest of the machine stays free.
             spec = variants.VariantSpec(model, runtime, precision, str(folder), 1)
@@ -94,7 +112,7 @@ def prepare_variants(out: Path) -> None:
             if not gate["passed"]:
                 raise SystemExit(f"{model} {runtime}/{precision} failed its gate: not bundled")
             export = folder / "model.onnx"
-            if precision != "float16" or runtime == "torch":  # the float32 export
+            if (runtime, precision) != ("onnxruntime", "float16"):  # the float32 export
                 if shared is None:
                     shared = export
                 else:

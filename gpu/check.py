@@ -3,7 +3,9 @@
 Installs the carried wheels into .gpu-site (no index, no network), runs the
 workflow on gpu0 with the bundled variant folders (torch float32, bfloat16
 and float16, and ONNX Runtime float32/float16 when its CUDA provider is
-installed), then prints every row and one verdict line per variant. Exits 1
+installed), then prints every row, one verdict line per variant, and the
+measured targets (CUDA graphs over eager, torch.compile's builds, energy,
+the gates made on the GPU). Exits 1
 when anything failed or ran anywhere but the GPU: it never passes quietly.
 """
 
@@ -17,7 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 SITE = HERE / ".gpu-site"
-BUDGET_SECONDS = 480
+# The issue's target is 6 minutes; the workflow is stopped at 9, so that a slow check still reports.
+BUDGET_SECONDS = 540
 
 
 def fail(message: str) -> None:
@@ -46,7 +49,9 @@ def config(env: dict[str, str]) -> Path:
     probe = "import onnxruntime as o; print('CUDAExecutionProvider' in o.get_available_providers())"
     has_cuda = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     if has_cuda.stdout.strip() == "True":
-        settings["variants"] += [{"runtime": "onnxruntime", "precision": p} for p in ("float32", "float16")]
+        ort = [{"runtime": "onnxruntime", "precision": p} for p in ("float32", "float16")]
+        for listed in [settings["variants"]] + [o["variants"] for o in settings["model_overrides"].values()]:
+            listed += ort
     else:
         print("onnxruntime has no CUDA execution provider here: its GPU variants are not checked", flush=True)
     path = HERE / "config.gpu.yaml"
@@ -91,7 +96,71 @@ def verdicts() -> bool:
                          zip(found["model"], found["max_batch_size"], found["reached_upper_bound"],
                              found["memory_at_max_mb"]))
         print(f"OK   {runtime}/{precision} on {rows['device_name'].iloc[0]}: {best}{ratio}; largest batch: {fits}")
+    target_lines(throughput)
     return serving_verdicts() and good
+
+
+def raw_folder() -> Path:
+    """This check's raw results, under gpu/config.yaml's machine label."""
+    import yaml
+
+    return HERE / "results" / "raw" / yaml.safe_load((HERE / "gpu" / "config.yaml").read_text())["machine"]
+
+
+def raw_point(row) -> dict:
+    """A throughput row's raw file, with each timing process's own result."""
+    import json
+
+    folder = raw_folder() / "throughput" / row["device"]
+    path = folder / f"{row['runtime']}-{row['precision']}" / row["model"] / f"bs{row['batch_size']}.json"
+    return json.loads(path.read_text())
+
+
+def target_lines(throughput) -> None:
+    """Issue targets, as measured here: printed for the record, never turned into a pass or a fail."""
+    import json
+
+    ok = throughput[throughput["status"].isin(["ok", "noisy"])].set_index(["model", "runtime", "precision",
+                                                                            "batch_size"])
+
+    def speed(model, runtime, precision, batch):
+        key = (model, runtime, precision, batch)
+        return ok.loc[key, "throughput"] if key in ok.index else None
+
+    for model in sorted(throughput["model"].unique()):
+        graph, eager = speed(model, "torch.cudagraph", "float16", 1), speed(model, "torch", "float16", 1)
+        if graph and eager:
+            print(f"TARGET {model} batch 1 float16: CUDA graph {graph:,.0f} img/s over eager {eager:,.0f}: "
+                  f"x{graph / eager:.2f} (wanted >= 3)")
+        for runtime, precision in [("torch", "float16"), ("torch.cudagraph", "float16")]:
+            rows = throughput[(throughput["model"] == model) & (throughput["runtime"] == runtime)
+                              & (throughput["precision"] == precision) & (throughput["batch_size"] == 1)]
+            for _, row in rows[rows["status"].isin(["ok", "noisy"])].iterrows():
+                each = [p["throughput"] for p in raw_point(row)["process_results"]]
+                print(f"TARGET {model} {runtime}/{precision} batch 1: processes {', '.join(f'{t:,.0f}' for t in each)}"
+                      f" img/s, spread {max(each) / min(each) - 1:.1%} (wanted <= 5%)")
+        for precision in ("float16", "bfloat16"):
+            compiled, eager = speed(model, "torch.compile", precision, 256), speed(model, "torch", precision, 256)
+            if compiled and eager:
+                print(f"TARGET {model} batch 256 {precision}: torch.compile {compiled:,.0f} img/s over eager "
+                      f"{eager:,.0f}: x{compiled / eager:.2f} (wanted >= 1)")
+        rows = throughput[(throughput["model"] == model) & (throughput["runtime"] == "torch.compile")]
+        for _, row in rows[rows["status"].isin(["ok", "noisy"])].iterrows():
+            built = [f"{p.get('build_seconds') or 0:.1f} s {p.get('build_counts') or {}}"
+                     for p in raw_point(row)["process_results"]]
+            print(f"BUILD {model} torch.compile/{row['precision']} batch {row['batch_size']}, each process: "
+                  f"{'; '.join(built)}")
+        at_256 = throughput[(throughput["model"] == model) & (throughput["batch_size"] == 256)]
+        energy = ", ".join(f"{r}/{p} {j:.4f} J" if j == j else f"{r}/{p} none ({note})" for r, p, j, note in
+                           zip(at_256["runtime"], at_256["precision"], at_256["energy_j_per_image"],
+                               at_256["energy_note"]))
+        print(f"TARGET {model} batch 256 energy per image (float16 below float32 wanted): {energy}")
+    for path in sorted((raw_folder() / "gates").glob("*/*.json")):
+        for name, gate in json.loads(path.read_text())["gates"].items():
+            detail = gate.get("error") or (f"top-1 agreement {gate['top1_agreement']:.2f}, max |diff| "
+                                           f"{gate['max_abs_diff']:.3g}")
+            print(f"GATE {path.stem} {name} on {gate['gated_on']} against {gate['against']}: "
+                  f"{'passed' if gate['passed'] else 'FAILED'}, {detail}")
 
 
 def serving_verdicts() -> bool:

@@ -37,6 +37,11 @@ RAW = f"results/raw/{MACHINE}"
 # template as output, and every rule or target list that needs the file
 # fills in the same template.
 GATE = "resources/variants/{model}/{runtime}-{precision}/gate.json"
+# On a GPU every variant is gated again where it is measured, against the
+# network as defined on the CPU (its outputs, kept per model) and, for
+# float16 and bfloat16, their framework's float32 on the same GPU.
+DEFINED_OUTPUTS = "resources/variants/{model}/defined_outputs.json"
+DEVICE_GATES = f"{RAW}/gates/{{device}}/{{model}}.json"
 WEIGHTS = "resources/weights/{model}-{short_sha1}.params"
 MAX_BATCH = f"{RAW}/max_batch/{{device}}/{{runtime}}-{{precision}}/{{model}}.json"
 THROUGHPUT = (
@@ -226,6 +231,21 @@ def model_gates(wildcards):
         GATE.format(model=wildcards.model, runtime=r, precision=p)
         for r, p in dlconfig.model_variants(config, wildcards.model)
     ]
+
+
+def gated_variant_gates(wildcards):
+    """The CPU gates (and prepared folders) a device gate needs: the model's variants and their references."""
+    return [
+        GATE.format(model=wildcards.model, runtime=r, precision=p)
+        for r, p in dlconfig.gated_variants(config, wildcards.model)
+    ]
+
+
+def model_device_gates(wildcards):
+    """On a GPU, the gates made there replace the CPU's; a CPU's gate is the one made with the variant."""
+    if wildcards.device == "cpu":
+        return []
+    return [DEVICE_GATES.format(device=wildcards.device, model=wildcards.model)]
 
 
 def model_max_batches(wildcards):

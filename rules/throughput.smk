@@ -11,6 +11,7 @@ rule throughput:
         # too (its fused network is checked against the unfused).
         max_batch=model_max_batches,
         gates=model_gates,
+        device_gates=model_device_gates,
     output:
         ROUNDS,
     log:

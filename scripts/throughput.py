@@ -1,5 +1,6 @@
 """Snakemake glue: measure every point of one model on one device, in interleaved rounds."""
 
+import json
 from pathlib import Path
 
 from dlmark import joblog, specs
@@ -28,4 +29,6 @@ max_batches = {}
 for path in snakemake.input.max_batch:
     record = tables.read_record(path, records.MaxBatchRecord)
     max_batches[record["runtime"], record["precision"]] = record
-tables.write_rounds(snakemake.output[0], throughput.throughput_points(points, max_batches))
+# On a GPU: the gates made there, by "runtime/precision" (rule device_gates).
+device_gates = {k: v for path in snakemake.input.device_gates for k, v in json.loads(Path(path).read_text())["gates"].items()}
+tables.write_rounds(snakemake.output[0], throughput.throughput_points(points, max_batches, device_gates))

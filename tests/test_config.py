@@ -137,6 +137,9 @@ def test_unknown_variant_lists_the_known_ones():
         ("torch.compile", "bfloat16", "gpu0", None),
         ("torch.compile", "float16", "cpu", "torch.compile/float16 does not run on a CPU: float16 kernels are for GPUs"),
         ("torch.compile", "float16", "gpu0", None),
+        ("torch.cudagraph", "float32", "cpu", "torch.cudagraph/float32 does not run on a CPU: CUDA graphs are captured"),
+        ("torch.cudagraph", "float16", "gpu0", None),
+        ("torch.cudagraph", "bfloat16", "gpu0", None),
     ],
 )
 def test_every_variant_on_every_kind_of_device(runtime, precision, device, problem):

@@ -34,8 +34,10 @@ def test_every_carried_package_is_one_wheel_that_python_312_installs(built):
 
 
 def test_each_variant_is_prepared_gated_and_readable_without_mxnet(built):
-    for model in bundle.MODELS:
-        for runtime, precision in bundle.VARIANTS:
+    for model, listed in bundle.bundled_variants().items():
+        assert ("torch.cudagraph", "float16") in listed and ("onnxruntime", "float16") in listed
+        assert json.loads((built / "resources" / "variants" / model / "defined_outputs.json").read_text())["outputs"]
+        for runtime, precision in listed:
             folder = built / "resources" / "variants" / model / f"{runtime}-{precision}"
             assert json.loads((folder / "gate.json").read_text())["passed"]
             graph = onnx.load(str(folder / "model.onnx")).graph  # a link to the shared export resolves
@@ -64,3 +66,42 @@ def test_the_check_fails_loudly_where_there_is_no_gpu(built):
     assert run.returncode == 1
     assert "GPU CHECK FAILED: no NVIDIA GPU visible" in run.stdout
     assert not (built / "results").exists()  # nothing ran on the CPU instead
+
+
+def test_the_checks_target_lines_read_the_rows_and_raw_files_it_will_find(tmp_path, monkeypatch, capsys):
+    """What the check prints after the workflow, from results shaped as a GPU run writes them."""
+    import pandas as pd
+
+    import check
+
+    monkeypatch.setattr(check, "HERE", tmp_path)
+    (tmp_path / "gpu").mkdir()
+    (tmp_path / "gpu" / "config.yaml").write_text((ROOT / "gpu" / "config.yaml").read_text())
+    raw = tmp_path / "results" / "raw" / "gpu-node"
+    rows = []
+    for runtime, precision, batch, speed, joules in [
+        ("torch", "float16", 1, 400.0, None), ("torch.cudagraph", "float16", 1, 1500.0, None),
+        ("torch", "float16", 256, 40000.0, 0.004), ("torch", "float32", 256, 30000.0, 0.007),
+        ("torch.compile", "float16", 256, 44000.0, 0.0035),
+    ]:
+        rows.append(dict(model="squeezenet1.1", device="gpu0", runtime=runtime, precision=precision,
+                         batch_size=batch, status="ok", throughput=speed, energy_j_per_image=joules,
+                         energy_note=None if joules else "window too short"))
+        point = raw / "throughput" / "gpu0" / f"{runtime}-{precision}" / "squeezenet1.1" / f"bs{batch}.json"
+        point.parent.mkdir(parents=True, exist_ok=True)
+        point.write_text(json.dumps({"process_results": [
+            {"throughput": speed * f, "build_seconds": s, "build_counts": c}
+            for f, s, c in [(1.0, 30.0, {"cache_hits": 0, "cache_misses": 1}), (0.98, 9.0, {"cache_hits": 1,
+                                                                                             "cache_misses": 0})]]}))
+    (raw / "gates" / "gpu0").mkdir(parents=True)
+    (raw / "gates" / "gpu0" / "squeezenet1.1.json").write_text(json.dumps({"gates": {"torch/float16": {
+        "passed": True, "top1_agreement": 1.0, "max_abs_diff": 0.01, "gated_on": "gpu0",
+        "against": "torch/float32 on gpu0"}}}))
+    check.target_lines(pd.DataFrame(rows))
+    out = capsys.readouterr().out
+    assert "TARGET squeezenet1.1 batch 1 float16: CUDA graph 1,500 img/s over eager 400: x3.75 (wanted >= 3)" in out
+    assert "torch.cudagraph/float16 batch 1: processes 1,500, 1,470 img/s, spread 2.0%" in out
+    assert "torch.compile 44,000 img/s over eager 40,000: x1.10 (wanted >= 1)" in out
+    assert "BUILD squeezenet1.1 torch.compile/float16 batch 256, each process: 30.0 s" in out
+    assert "torch/float32 0.0070 J" in out and "torch/float16 0.0040 J" in out
+    assert "GATE squeezenet1.1 torch/float16 on gpu0 against torch/float32 on gpu0: passed" in out

@@ -14,6 +14,7 @@ def test_every_backend_is_found_by_its_own_names():
         ("mxnet", "float32"), ("mxnet", "int8"), ("onnxruntime", "float16"), ("onnxruntime", "float32"),
         ("torch", "bfloat16"), ("torch", "float16"), ("torch", "float32"),
         ("torch.compile", "bfloat16"), ("torch.compile", "float16"), ("torch.compile", "float32"),
+        ("torch.cudagraph", "bfloat16"), ("torch.cudagraph", "float16"), ("torch.cudagraph", "float32"),
     ]
     for runtime, precision in runtimes.known():
         backend = runtimes.get(runtime, precision)

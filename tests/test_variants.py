@@ -1,5 +1,7 @@
 """Variants: the fused reference, ONNX export, INT8, and the correctness gate."""
 
+import re
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -147,3 +149,77 @@ def test_a_variant_that_failed_its_gate_is_not_timed(tmp_path):
     [record] = throughput.throughput_points([spec], {("onnxruntime", "float32"): {"status": "ok", "max_batch_size": 64}})
     assert record.status == "error" and record.throughput is None and record.processes == 0
     assert "failed its correctness gate" in record.error and "25%" in record.error
+
+
+def test_a_gate_made_on_the_gpu_replaces_the_cpus_and_the_row_says_where(tmp_path):
+    (tmp_path / "gate.json").write_text('{"passed": true, "max_abs_diff": 1e-6, "top1_agreement": 1.0}')
+    spec = throughput.ThroughputSpec(
+        **identity(measured(MODEL, device="gpu0", runtime="torch", precision="float16", variant_dir=str(tmp_path))),
+        batch_size=4, machine="ci", budget=config.budget({}, MODEL), noise=config.noise_policy({}),
+    )
+    on_gpu = {"torch/float16": {"passed": False, "error": "RuntimeError: CUDA error: no kernel image",
+                                "max_abs_diff": None, "top1_agreement": None, "gated_on": "gpu0",
+                                "against": "torch/float32 on gpu0"}}
+    [record] = throughput.throughput_points([spec], {("torch", "float16"): {"status": "ok", "max_batch_size": 64}},
+                                            on_gpu)
+    assert record.status == "error" and record.processes == 0  # the CPU's gate passed; the GPU's decides
+    assert "failed its correctness gate on gpu0 against torch/float32 on gpu0 (RuntimeError: CUDA error" in record.error
+
+
+def test_device_gates_compare_float32_with_the_defined_network_and_the_rest_with_float32_there(tmp_path):
+    """The device gates' logic, run on the CPU (the only device here): what each variant is compared with."""
+    folders = {}
+    for runtime, precision in [("torch", "float32"), ("torch", "bfloat16"), ("torch.cudagraph", "float16")]:
+        spec = variants.VariantSpec(MODEL, runtime, precision, str(tmp_path / f"{runtime}-{precision}"), 1)
+        assert variants.prepare(spec)["gated_on"] == "cpu"
+        folders[runtime, precision] = spec.out_dir
+    folders["torch", "float16"] = str(tmp_path / "missing")  # a variant that cannot load where it is gated
+    variants.write_defined_outputs(MODEL, tmp_path / "defined_outputs.json")
+    defined = variants.read_defined_outputs(tmp_path / "defined_outputs.json")
+    assert defined.shape == (variants.GATE_BATCH, 1000)
+
+    gates = variants.device_gates(MODEL, folders, "cpu", 1, defined)
+    assert gates["torch/float32"]["passed"] and gates["torch/float32"]["against"].startswith(variants.GATE_AGAINST)
+    assert gates["torch/float32"]["tolerance"] == variants.DEVICE_FLOAT32_TOLERANCE
+    assert gates["torch/bfloat16"]["against"] == "torch/float32 on cpu" and gates["torch/bfloat16"]["passed"]
+    assert 0 <= gates["torch/bfloat16"]["top1_agreement"] <= 1
+    assert gates["torch.cudagraph/float16"]["against"] == "torch/float32 on cpu"
+    assert not gates["torch/float16"]["passed"] and "missing" in gates["torch/float16"]["error"]
+    assert all(g["gated_on"] == "cpu" for g in gates.values())
+
+    # float32 fails where its outputs are not the defined network's; a variant whose reference cannot run fails too.
+    shifted = variants.device_gates(MODEL, {("torch", "float32"): folders["torch", "float32"]}, "cpu", 1, defined + 1)
+    assert not shifted["torch/float32"]["passed"]
+    orphan = variants.device_gates(MODEL, {("torch", "bfloat16"): folders["torch", "bfloat16"],
+                                           ("torch", "float32"): str(tmp_path / "missing")}, "cpu", 1, defined)
+    assert "its reference torch/float32 on cpu did not run" in orphan["torch/bfloat16"]["error"]
+
+
+def test_on_a_gpu_each_model_is_gated_there_before_it_is_timed_and_a_cpu_run_plans_no_such_gate(tmp_path, tiny_config):
+    """The plan (a dry run) on a machine that reports one GPU: NVML is not here, so its answer is given."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, write_config
+
+    def plan(devices: list[str], variants: list[tuple[str, str]]) -> dict[str, str]:
+        listed = [{"runtime": r, "precision": p} for r, p in variants]
+        write_config(tmp_path, tiny_config | {"devices": devices, "variants": listed, "model_overrides": {}})
+        script = (
+            "import sys; from dlmark import hardware; hardware.gpu_capabilities = lambda: [(9, 0)]; "
+            "hardware.gpu_names = lambda: ['a GPU']; from snakemake.cli import main; "
+            f"sys.argv = ['snakemake', '-n', '--snakefile', {str(ROOT / 'Snakefile')!r}, "
+            f"'--directory', {str(tmp_path)!r}, '--cores', '1', '--resources', 'gpu=1', '--printshellcmds']; main()"
+        )
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout[-3000:]
+        return run.stdout
+
+    on_gpu = plan(["gpu0"], [("torch", "float16"), ("torch.cudagraph", "float16")])
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", on_gpu, re.M))
+    assert jobs["device_gates"] == "2" and jobs["defined_outputs"] == "2"  # a job per model on the GPU
+    # torch/float32, the float16 variants' reference on the GPU, is prepared though not measured.
+    assert "resources/variants/mobilenet0.25/torch-float32/gate.json" in on_gpu
+    assert "throughput/gpu0/torch-float32" not in on_gpu
+    on_cpu = plan(["cpu"], [("torch", "bfloat16")])
+    assert "device_gates" not in on_cpu and "defined_outputs" not in on_cpu and "torch-float32" not in on_cpu

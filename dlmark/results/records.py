@@ -180,6 +180,10 @@ class ProcessResult:
     energy_j: float | None = None
     energy_seconds: float | None = None
     energy_source: str | None = None  # "nvml" or "rapl"
+    # Building the point in this process, before warm-up: loading, and compiling or capturing where the
+    # variant does; and what the build's compiler counted (torch.compile: Inductor's cache hits and misses).
+    build_seconds: float | None = None
+    build_counts: dict[str, int] | None = None
 
     @property
     def disturbed(self) -> str | None:
@@ -248,6 +252,7 @@ class ThroughputRecord(Record):
     threads: int | None = col()
     top1_agreement: float | None = col()
     gate_max_abs_diff: float | None = col()
+    gate_device: str | None = col()  # where the gate ran: "cpu", or the GPU itself (variants.device_gates)
     error: str | None = col()
     warmup_seconds: float = col(0.0, csv=False)
     started_at: str | None = col(csv=False)

@@ -11,10 +11,11 @@ from dlmark.runtimes.base import (
     Backend,
     Predict,
     VariantSpec,
+    device_reference,
     framework_of,
     get,
     known,
     problems,
 )
 
-__all__ = ["REFERENCE", "WEIGHTS_SEED", "Backend", "Predict", "VariantSpec", "framework_of", "get", "known", "problems"]
+__all__ = ["REFERENCE", "WEIGHTS_SEED", "Backend", "Predict", "VariantSpec", "device_reference", "framework_of", "get", "known", "problems"]

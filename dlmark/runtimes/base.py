@@ -68,8 +68,13 @@ class Backend(ABC):
         return None
 
     @abstractmethod
-    def load(self, spec: VariantSpec) -> Predict:
-        """A function from a numpy batch to numpy scores, on a CPU (gate and accuracy)."""
+    def load(self, spec: VariantSpec, device: str = "cpu") -> Predict:
+        """A function from a numpy batch to numpy scores, computed on `device` (the gates, the accuracy pass).
+
+        The gate made with the variant runs it on the CPU; on a GPU it runs
+        again where it is measured (`dlmark.variants.device_gates`), since
+        float16 and bfloat16 round differently there.
+        """
 
     @abstractmethod
     def batch_calls(
@@ -97,6 +102,10 @@ class Backend(ABC):
 
     def preload(self) -> None:
         """Import the framework, in the warm process that forks the timing processes."""
+
+    def build_counts(self) -> dict[str, int]:
+        """Counters of what building a model did so far in this process (a compiler's cache hits), if any."""
+        return {}
 
     def gpu_problem(self, capability: tuple[int, int]) -> str | None:
         """Why it cannot run on a GPU of this compute capability, else None."""
@@ -156,6 +165,17 @@ def framework_of(runtime: str, precision: str) -> str:
     """The package that runs a variant (torch.compile's is torch), or the runtime's own name."""
     backend = _REGISTRY.get((runtime, precision))
     return backend.framework if backend is not None and backend.framework else runtime
+
+
+def device_reference(runtime: str, precision: str) -> tuple[str, str] | None:
+    """What a variant is gated against on a GPU: its framework's eager float32 there; None for float32 itself.
+
+    A float32 variant is gated there against the network as defined (the
+    CPU's outputs, which its folder keeps).
+    """
+    if precision == "float32":
+        return None
+    return framework_of(runtime, precision), "float32"
 
 
 def problems(

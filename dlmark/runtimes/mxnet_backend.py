@@ -67,11 +67,12 @@ class _MXNet(Backend):
     def block(self, spec: VariantSpec, ctx: Any) -> Any:
         raise NotImplementedError
 
-    def load(self, spec: VariantSpec) -> Predict:
+    def load(self, spec: VariantSpec, device: str = "cpu") -> Predict:
         import mxnet as mx
 
-        net = self.block(spec, mx.cpu())
-        return lambda x: net(mx.nd.array(x)).asnumpy()
+        ctx = context(device)
+        net = self.block(spec, ctx)
+        return lambda x: net(mx.nd.array(x, ctx=ctx)).asnumpy()
 
     def batch_calls(self, spec: VariantSpec, batch_sizes: list[int], device: str) -> dict[int, Callable[[], None]]:
         # MXNet's engine is asynchronous: wait_to_read() ends the call.

@@ -102,9 +102,9 @@ def open_session(path: Path, threads: int, device: str = "cpu", arena_as_request
     return session
 
 
-def session(path: Path, threads: int) -> Predict:
-    """Scores for a numpy batch on the CPU provider (the gate and the accuracy pass)."""
-    opened = open_session(path, threads)
+def session(path: Path, threads: int, device: str = "cpu") -> Predict:
+    """Scores for a numpy batch, computed on `device` (the gates and the accuracy pass)."""
+    opened = open_session(path, threads, device)
     name = opened.get_inputs()[0].name
     dtype = np.float16 if "float16" in opened.get_inputs()[0].type else np.float32
     return lambda x: opened.run(None, {name: x.astype(dtype, copy=False)})[0].astype(np.float32, copy=False)
@@ -116,8 +116,8 @@ class _OnnxRuntime(Backend):
     install_hint = "pip install onnxruntime (requirements.txt pins it; onnxruntime-gpu on a GPU host)"
     dtype: ClassVar[type] = np.float32
 
-    def load(self, spec: VariantSpec) -> Predict:
-        return session(Path(spec.out_dir) / "model.onnx", spec.threads)
+    def load(self, spec: VariantSpec, device: str = "cpu") -> Predict:
+        return session(Path(spec.out_dir) / "model.onnx", spec.threads, device)
 
     memory_note = "CPU memory measured with the arena grown as requested (kSameAsRequested); timed with the default arena"
 

@@ -170,17 +170,22 @@ class _Torch(Backend):
         """The module as it runs: eager here; `torch.compile`d by the compiled variants."""
         return net
 
-    def load(self, spec: VariantSpec) -> Predict:
+    def load(self, spec: VariantSpec, device: str = "cpu") -> Predict:
         import torch
 
-        net, target, dtype = self.module(spec, "cpu")
+        net, target, dtype = self.module(spec, device)
+        forward = self.forward(net)
 
         def predict(x: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
                 data = torch.from_numpy(x).to(target, dtype).contiguous(memory_format=torch.channels_last)
-                return net(data).float().numpy()
+                return forward(data).float().cpu().numpy()
 
         return predict
+
+    def forward(self, net: Any) -> Callable[[Any], Any]:
+        """How the gate and the accuracy pass run the module on a batch (the captured variant replays)."""
+        return net
 
     def batch_calls(self, spec: VariantSpec, batch_sizes: list[int], device: str) -> dict[int, Callable[[], None]]:
         net, target, dtype = self.module(spec, device)
@@ -243,6 +248,18 @@ class _TorchCompiled(_Torch):
     def before_timing(self, call: Callable[[], None]) -> None:
         call()
 
+    def build_counts(self) -> dict[str, int]:
+        """Inductor's on-disk FX graph cache so far in this process: a later process of a point should only hit.
+
+        Every timing process compiles its module again; Inductor's cache
+        (TORCHINDUCTOR_CACHE_DIR, by default under the temporary folder,
+        shared by all processes of the machine) turns that into a load.
+        """
+        from torch._dynamo.utils import counters
+
+        return {"cache_hits": counters["inductor"]["fxgraph_cache_hit"],
+                "cache_misses": counters["inductor"]["fxgraph_cache_miss"]}
+
     def gpu_problem(self, capability: tuple[int, int]) -> str | None:
         # Inductor's GPU kernels are Triton's, and PyTorch refuses Triton below Volta.
         if capability < (7, 0):
@@ -251,6 +268,79 @@ class _TorchCompiled(_Torch):
                 f"(this GPU has {capability[0]}.{capability[1]}); measure torch/* there"
             )
         return None
+
+
+def capture(net: Any, static: Any) -> tuple[Any, Any]:
+    """One call of `net` on the device buffer `static`, captured as a CUDA graph: (graph, its output buffer).
+
+    The module runs a few times first on a side stream, as capture needs
+    (cuDNN picks its algorithms and the caching allocator has the blocks
+    the graph will use). The graph then owns a private memory pool, which
+    the caching allocator's reserved figure, and so the row's peak, counts.
+    """
+    import torch
+
+    stream = torch.cuda.Stream(device=static.device)
+    stream.wait_stream(torch.cuda.current_stream(static.device))
+    with torch.cuda.stream(stream), torch.no_grad():
+        for _ in range(3):
+            net(static)
+    torch.cuda.current_stream(static.device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        out = net(static)
+    torch.cuda.synchronize(static.device)
+    return graph, out
+
+
+class _TorchCudaGraph(_Torch):
+    """Eager torch captured once per batch size as a CUDA graph, then replayed (GPU only).
+
+    At small batches eager torch on a GPU is bound by launching its
+    kernels one operator at a time from Python; a replayed graph launches
+    them all at once, as deployed GPU inference does. Each call replays
+    on the same input buffer, filled before the clock starts; the capture
+    belongs to building the model, before warm-up. On the CPU, where the
+    variant is prepared, its gate runs the eager module; on the GPU the
+    device gate runs the replayed graph.
+    """
+
+    runtime = "torch.cudagraph"
+    device_kinds = frozenset({"gpu"})
+    unsupported_device_reason = (
+        "CUDA graphs are captured on a GPU (use a gpuN device); on a CPU measure torch/* or torch.compile/*"
+    )
+
+    def forward(self, net: Any) -> Callable[[Any], Any]:
+        graphs: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
+
+        def replayed(data: Any) -> Any:
+            if data.device.type != "cuda":
+                return net(data)
+            if data.shape not in graphs:
+                static = data.clone()
+                graphs[data.shape] = (static, *capture(net, static))
+            static, graph, out = graphs[data.shape]
+            static.copy_(data)
+            graph.replay()
+            return out
+
+        return replayed
+
+    def _call(self, net: Any, target: Any, dtype: Any, spec: VariantSpec, batch_size: int) -> Callable[[], None]:
+        import torch
+
+        if target.type != "cuda":  # refused by validation; kept eager rather than wrong
+            return super()._call(net, target, dtype, spec, batch_size)
+        shape = models.input_shape(spec.model, batch_size)
+        static = torch.rand(shape, device=target, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        graph, _ = capture(net, static)
+
+        def call() -> None:
+            graph.replay()
+            torch.cuda.synchronize(target)
+
+        return call
 
 
 @register
@@ -287,3 +377,18 @@ class TorchCompiledFloat16(_TorchCompiled):
     precision = "float16"
     device_kinds = TorchFloat16.device_kinds
     unsupported_device_reason = TorchFloat16.unsupported_device_reason
+
+
+@register
+class TorchCudaGraphFloat32(_TorchCudaGraph):
+    precision = "float32"
+
+
+@register
+class TorchCudaGraphBfloat16(_TorchCudaGraph):
+    precision = "bfloat16"
+
+
+@register
+class TorchCudaGraphFloat16(_TorchCudaGraph):
+    precision = "float16"

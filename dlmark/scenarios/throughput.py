@@ -83,25 +83,35 @@ def failed_gate(spec: ThroughputSpec, gate: dict[str, Any]) -> ThroughputRecord 
     """
     if gate["passed"]:
         return None
+    detail = gate.get("error") or (
+        f"max |diff| {gate['max_abs_diff']:.3g}, top-1 agreement {gate['top1_agreement']:.0%}"
+    )
     return unmeasured(
         spec,
         ERROR,
-        f"not timed: failed its correctness gate against {gate.get('against', 'mxnet/float32')} "
-        f"(max |diff| {gate['max_abs_diff']:.3g}, top-1 agreement {gate['top1_agreement']:.0%})",
+        f"not timed: failed its correctness gate on {gate.get('gated_on', 'cpu')} against "
+        f"{gate.get('against', 'mxnet/float32')} ({detail})",
     )
 
 
 def throughput_points(
-    specs: list[ThroughputSpec], max_batches: dict[tuple[str, str], dict[str, Any]]
+    specs: list[ThroughputSpec],
+    max_batches: dict[tuple[str, str], dict[str, Any]],
+    device_gates: dict[str, dict[str, Any]] | None = None,
 ) -> list[ThroughputRecord]:
     """The records of a model's points on a device, in the order of `specs`.
 
     A point whose variant failed its gate, or whose batch is above the
     largest that fits, is recorded without running; the rest are measured
     together (`run_rounds`). `max_batches` holds each variant's
-    largest-batch record, by (runtime, precision).
+    largest-batch record, by (runtime, precision); `device_gates`, on a
+    GPU, the gates made there (`variants.device_gates`), which replace the
+    CPU's.
     """
-    gates = [read_gate(spec) if spec.variant_dir else None for spec in specs]
+    gates = [
+        (device_gates or {}).get(f"{spec.runtime}/{spec.precision}") or (read_gate(spec) if spec.variant_dir else None)
+        for spec in specs
+    ]
     decided = [
         (failed_gate(spec, gate) if gate else None)
         or skipped_over_max_batch(spec, max_batches[spec.runtime, spec.precision])
@@ -248,7 +258,8 @@ def _finish(point: Point, started_at: str, remeasured: int) -> ThroughputRecord:
         memory_trial=point.memory,
     )
     if point.gate is not None:
-        fields.update(top1_agreement=point.gate["top1_agreement"], gate_max_abs_diff=point.gate["max_abs_diff"])
+        fields.update(top1_agreement=point.gate["top1_agreement"], gate_max_abs_diff=point.gate["max_abs_diff"],
+                      gate_device=point.gate.get("gated_on", "cpu"))
     failure = point.failure
     if failure is not None:
         return _record(

@@ -83,14 +83,19 @@ def measure_rounds(job: RoundsJob) -> dict[str, Any]:
     limit_threads(first.threads)
     began_at, began = time.time(), time.monotonic()
     budget = first.budget
-    calls, warm = [], []
+    calls, warm, built = [], [], []
     for spec in job.specs:
         log_progress(f"{spec.model} on {spec.device}, {spec.runtime}/{spec.precision} batch {spec.batch_size}, "
                      f"{spec.threads} thread(s): building and warming up")
         backend = runtimes.get(spec.runtime, spec.precision)
+        counts, building = backend.build_counts(), time.perf_counter()
         # The input lives on the device before the clock starts: copying it in
-        # would time the host-to-device link, not the model.
+        # would time the host-to-device link, not the model. A compiled or
+        # captured variant compiles or captures here.
         calls.append(backend.timed_call(variants.variant_of(spec), spec.batch_size, spec.device))
+        after = backend.build_counts()
+        built.append(dict(build_seconds=time.perf_counter() - building,
+                          build_counts={k: after[k] - counts.get(k, 0) for k in after} or None))
         warm.append(timing.warm_up(calls[-1], budget))
     blocks: list[list[list[float]]] = [[] for _ in calls]
     rng = random.Random(job.seed)
@@ -125,8 +130,8 @@ def measure_rounds(job: RoundsJob) -> dict[str, Any]:
     energies = [
         dict(energy_j=j, energy_seconds=s, energy_source=counter.source) if counter else {} for j, s in spent
     ]
-    return {"results": [process_result(spec, w, b, **facts, **e)
-                        for spec, w, b, e in zip(job.specs, warm, blocks, energies)]}
+    return {"results": [process_result(spec, w, b, **facts, **e, **d)
+                        for spec, w, b, e, d in zip(job.specs, warm, blocks, energies, built)]}
 
 
 def process_result(
