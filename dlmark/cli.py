@@ -49,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{info.name:20s} {info.family:12s} {info.input_size}px  top-1 {info.top1:.4f}")
         return 0
     if args.command == "variants":
+        width = max(len(f"{r}/{p}") for r, p in runtimes.known())
         for runtime, precision in runtimes.known():
             backend = runtimes.get(runtime, precision)
             where = "+".join(k.upper() for k in sorted(backend.device_kinds))
             missing = runtimes.problems(runtime, precision, [])
-            print(f"{runtime + '/' + precision:22s} {where:8s} {'not installed' if missing else 'installed'}")
+            print(f"{runtime + '/' + precision:{width}s} {where:8s} {'not installed' if missing else 'installed'}")
         return 0
     if args.command == "points":
         listed = tables.raw_points if args.files else tables.rerun_targets
