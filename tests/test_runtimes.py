@@ -72,7 +72,7 @@ def test_torch_refuses_an_operator_it_does_not_convert(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from dlmark.runtimes import torch_backend
+    from dlmark.runtimes import torch_graph
 
     graph = helper.make_graph(
         [helper.make_node("Softmax", ["data"], ["scores"])],
@@ -82,9 +82,9 @@ def test_torch_refuses_an_operator_it_does_not_convert(tmp_path):
     )
     path = tmp_path / "model.onnx"
     onnx.save(helper.make_model(graph), str(path))
-    assert torch_backend.unsupported_operators(path) == ["Softmax"]
+    assert torch_graph.unsupported_operators(path) == ["Softmax"]
     with pytest.raises(ValueError, match="ONNX operators the torch runtime does not convert: Softmax"):
-        torch_backend.from_onnx(path)
+        torch_graph.from_onnx(path)
 
 
 def test_torch_follows_onnx_pads_pools_and_clips_exactly(tmp_path):
@@ -93,7 +93,7 @@ def test_torch_follows_onnx_pads_pools_and_clips_exactly(tmp_path):
     import torch
     from onnx import TensorProto, helper, numpy_helper
 
-    from dlmark.runtimes import onnxruntime_backend, torch_backend
+    from dlmark.runtimes import onnxruntime_backend, torch_graph
 
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
@@ -115,7 +115,7 @@ def test_torch_follows_onnx_pads_pools_and_clips_exactly(tmp_path):
     x = rng.standard_normal((2, 3, 13, 13)).astype(np.float32)
     expected = onnxruntime_backend.session(path, 1)(x)
     with torch.inference_mode():
-        got = torch_backend.from_onnx(path)(torch.from_numpy(x)).numpy()
+        got = torch_graph.from_onnx(path)(torch.from_numpy(x)).numpy()
     assert np.allclose(got, expected, atol=1e-6)
 
 
