@@ -210,12 +210,15 @@ class _TorchCudaGraph(_Torch):
             return super()._call(net, target, dtype, spec, batch_size)
         shape = models.input_shape(spec.model, batch_size)
         static = torch.rand(shape, device=target, dtype=dtype).contiguous(memory_format=torch.channels_last)
-        graph, _ = capture(net, static)
+        graph, out = capture(net, static)
+        # The graph reads and writes these addresses on every replay: they must outlive it.
+        buffers = (static, out)
 
         def call() -> None:
             graph.replay()
             torch.cuda.synchronize(target)
 
+        call.buffers = buffers  # type: ignore[attr-defined]
         return call
 
 
