@@ -151,8 +151,12 @@ def capture(net: Any, static: Any) -> tuple[Any, Any]:
 
     The module runs a few times first on a side stream, as capture needs
     (cuDNN picks its algorithms and the caching allocator has the blocks
-    the graph will use). The graph then owns a private memory pool, which
-    the caching allocator's reserved figure, and so the row's peak, counts.
+    the graph will use), and the capture uses that same stream: BLAS
+    libraries keep per-stream state (handles, workspaces) that is unsafe to
+    create mid-capture, which is why `torch.cuda.make_graphed_callables`
+    also warms up and captures on one stream. The graph
+    then owns a private memory pool, which the caching allocator's reserved
+    figure, and so the row's peak, counts.
     """
     import torch
 
@@ -163,7 +167,7 @@ def capture(net: Any, static: Any) -> tuple[Any, Any]:
             net(static)
     torch.cuda.current_stream(static.device).wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.no_grad(), torch.cuda.graph(graph):
+    with torch.no_grad(), torch.cuda.graph(graph, stream=stream):
         out = net(static)
     torch.cuda.synchronize(static.device)
     return graph, out
