@@ -112,7 +112,7 @@ def tiny_run(tmp_path_factory) -> TinyRun:
     """Made once for every module that needs a finished run; those that change it take a copy."""
     path = tmp_path_factory.mktemp("tiny")
     write_config(path, yaml.safe_load(yaml.safe_dump(TINY_CONFIG | {"serving": TINY_SERVING})))
-    snakemake(path, cores=4)  # more cores than benchmarks may use at once
+    snakemake(path, cores=4, timeout=600)  # more cores than benchmarks may use at once; 151-235 s here
     tables = {name: pd.read_csv(path / "results" / name) for name in (*RESULT_TABLES, "serving.csv")}
     figures = frozenset(p.name for p in (path / "results/figures").iterdir())
     return TinyRun(path, tables, figures)

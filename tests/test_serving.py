@@ -95,6 +95,26 @@ def test_the_search_brackets_down_when_the_first_rate_fails():
     assert sustained is None and "no rate" in why
 
 
+def test_the_search_stops_halving_once_the_bound_lies_below_the_latency_at_light_load():
+    """A p99 that stays near 12 ms at every light load never meets a 10 ms bound: one halving shows it."""
+
+    def run_at(rate):
+        p99 = 12.0 + rate / 1000  # the load's part fades; the system's own latency stays
+        return loadgen.RunResult("Server", "INVALID", rate, rate, {"p99": p99}, 500, 500 / rate,
+                                 ["latency constraint not met"], {"target_qps": rate, "latency_bound_ms": 10.0})
+
+    runs, sustained, why = serving_child.server_search(run_at, 4000.0, 8)  # first try: 2000/s, p99 14 ms
+    assert sustained is None and len(runs) == 2  # 1000/s gave 13 ms: halving bought under 10%
+    assert "no rate was VALID: at 1000 queries/s" in why and "below this system's latency at light load" in why
+    # While halving still cuts the p99 by more than a tenth, the search goes on down.
+    def steep(rate):
+        return loadgen.RunResult("Server", "INVALID", rate, rate, {"p99": 12.0 + rate / 10}, 500, 500 / rate,
+                                 ["latency constraint not met"], {"target_qps": rate, "latency_bound_ms": 10.0})
+
+    runs, _, why = serving_child.server_search(steep, 4000.0, 8)
+    assert len(runs) > 2
+
+
 def test_an_invalid_run_is_a_row_with_loadgens_reasons(tmp_path):
     """Offline expecting a tenth of its rate ends its one query before the minimum duration."""
     given = spec(tmp_path, "Offline", batcher=BatcherSettings(8, 0.002), target_qps=200.0)

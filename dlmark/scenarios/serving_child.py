@@ -33,6 +33,13 @@ FIRST_SHARE = 0.5
 # Offline's throughput is above any Server rate the batcher sustains, by a margin kept
 # for the search's upper end (a rate there is tried, not assumed INVALID).
 CEILING_SHARE = 1.05
+# While nothing is VALID the search halves the rate, and a run lasts min_queries / rate:
+# each halving doubles its length. Once halving leaves the p99 above the bound and at more
+# than this share of the run before, the latency is no longer the load's: the bound lies
+# below what the system gives at light load, and the search stops. (On a 2-core VM a bound
+# of 3 x SingleStream's p99 went on to 9.8 queries/s, a 51 s run, with the p99 at 10.5-12.5 ms
+# from 39 queries/s down: its next halving would have run 100 s.)
+LIGHT_LOAD_SHARE = 0.9
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +95,8 @@ def server_search(
         if lo and hi and hi <= PROOF_RATIO * lo[0] * (1 + 1e-9):
             return runs, lo[1], f"{hi:.4g} queries/s (x{hi / lo[0]:.3f}) was INVALID"
         if lo is None:
+            if floor := _light_load_floor(runs):
+                return runs, None, floor
             rate = hi / 2
         else:
             upper = hi if hi is not None else max(CEILING_SHARE * offline_qps, PROOF_RATIO * lo[0])
@@ -98,6 +107,22 @@ def server_search(
     hi = min(invalid) if invalid else None
     bracket = f"below {hi:.4g} (x{hi / lo[0]:.3f})" if hi else "no INVALID rate found"
     return runs, lo[1], f"stopped after {max_runs} runs: {bracket}"
+
+
+def _light_load_floor(runs: list[loadgen.RunResult]) -> str | None:
+    """Why halving the rate again is pointless, when the last halving left the p99 over the bound and about where it was."""
+    if len(runs) < 2:
+        return None
+    before, last = runs[-2], runs[-1]
+    bound = last.settings.get("latency_bound_ms")
+    p99, earlier = last.latency_ms.get("p99"), before.latency_ms.get("p99")
+    if bound is None or p99 is None or earlier is None or p99 <= bound or p99 < LIGHT_LOAD_SHARE * earlier:
+        return None
+    return (
+        f"no rate was VALID: at {last.settings['target_qps']:.4g} queries/s, half the rate before, the p99 was "
+        f"{p99:.3g} ms (from {earlier:.3g}), still above the {bound:.3g} ms bound: the bound lies below this "
+        "system's latency at light load"
+    )
 
 
 def serve(spec: ServingSpec) -> dict[str, Any]:
