@@ -187,7 +187,7 @@ def test_serving_scenarios_are_judged_by_loadgen_with_its_logs_kept(workdir):
     # The proof, or why the search stopped without one. (Not "below Offline": on a VM whose speed
     # drifts, a Server job measured in a fast minute once sustained 457 queries/s after an Offline of 393.)
     assert server["proof_qps"] <= 1.1 * server["qps"] * (1 + 1e-9) or server["search"].startswith("stopped after")
-    assert server["latency_bound_rule"].startswith("3 x SingleStream p99")
+    assert server["latency_bound_rule"].startswith("6 x SingleStream p99")
     for scenario in ("SingleStream", "Offline", "Server"):
         assert (workdir / SERVED / f"{scenario}.loadgen/run0/mlperf_log_detail.txt").exists()
 
