@@ -71,17 +71,23 @@ def prepare(spec: VariantSpec) -> dict[str, Any]:
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     defined = defined_net(spec.model, mx.cpu(), spec.params_file)
-    batch = gate_batch(spec.model)
-    expected = defined(mx.nd.array(batch)).asnumpy()
+    expected = _on_gate_batch(defined, spec.model)  # before prepare, which may hybridize or export the block
     calibration = backend.prepare(spec, defined)
-    gate = check_gate(expected, backend.load(spec)(batch), spec.precision)
+    gate = check_gate(expected, backend.load(spec)(gate_batch(spec.model)), spec.precision)
     gate.update(against=GATE_AGAINST, gated_on="cpu", calibration=calibration, settings=asdict(spec))
     tables.write_json(out / "gate.json", gate)
     return gate
 
 
+def _on_gate_batch(defined: Any, model: str) -> np.ndarray:
+    """The network as defined (an MXNet block on the CPU) on the gate batch: what every gate compares with."""
+    import mxnet as mx
+
+    return defined(mx.nd.array(gate_batch(model))).asnumpy()
+
+
 def write_defined_outputs(model: str, path: str | Path, params_file: str | None = None) -> None:
-    """The network as defined on the gate batch (MXNet, CPU), in a file: what float32 is gated against on a GPU.
+    """The network as defined on the gate batch, in a file: what float32 is gated against on a GPU.
 
     A file per model, so that a GPU node without MXNet can gate there.
     """
@@ -89,7 +95,7 @@ def write_defined_outputs(model: str, path: str | Path, params_file: str | None 
 
     from dlmark.runtimes.mxnet_backend import defined_net
 
-    outputs = defined_net(model, mx.cpu(), params_file)(mx.nd.array(gate_batch(model))).asnumpy()
+    outputs = _on_gate_batch(defined_net(model, mx.cpu(), params_file), model)
     tables.write_json(path, {"model": model, "gate_batch": GATE_BATCH, "outputs": outputs.tolist()})
 
 

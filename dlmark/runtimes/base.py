@@ -170,8 +170,8 @@ def framework_of(runtime: str, precision: str) -> str:
 def device_reference(runtime: str, precision: str) -> tuple[str, str] | None:
     """What a variant is gated against on a GPU: its framework's eager float32 there; None for float32 itself.
 
-    A float32 variant is gated there against the network as defined (the
-    CPU's outputs, which its folder keeps).
+    A float32 variant is gated there against the network as defined: its
+    outputs on the CPU, kept per model (`variants.write_defined_outputs`).
     """
     if precision == "float32":
         return None
