@@ -48,6 +48,7 @@ def test_the_batcher_runs_full_batches_at_once_and_a_partial_one_after_the_delay
     assert BatcherSettings(32, 0, only_largest=True).padded(3) == 32  # Offline: one size, the last batch padded
 
 
+@pytest.mark.quiet  # a latency held to a few percent of a 4 ms service time
 def test_offline_through_loadgen_serves_at_the_systems_own_rate(tmp_path):
     """8 samples per 20 ms batch (a real model's batch of 8 takes longer): 400 samples/s, within 3%.
 
@@ -63,6 +64,7 @@ def test_offline_through_loadgen_serves_at_the_systems_own_rate(tmp_path):
     assert (tmp_path / "Offline/run0/mlperf_log_summary.txt").exists()
 
 
+@pytest.mark.quiet  # a latency held to a few percent of a 4 ms service time
 def test_the_server_search_finds_a_valid_rate_below_capacity_and_proves_the_one_above_invalid(tmp_path):
     """One request per 4 ms batch: capacity 250/s; a 40 ms bound on the p99 holds below it."""
     given = spec(tmp_path, "Server", batcher=BatcherSettings(1, 0.0), min_queries=500, target_qps=250.0,
@@ -135,6 +137,7 @@ def test_a_crashed_or_failing_system_under_test_becomes_a_row(tmp_path, monkeypa
         ServingRecord.validate(record.to_dict())
 
 
+@pytest.mark.quiet  # a latency held to a few percent of a 4 ms service time
 def test_single_stream_is_ok_with_its_percentiles(tmp_path):
     record = serving.measure(spec(tmp_path, "SingleStream", min_queries=100), target=child_targets.serve_fixed_service)
     assert record.status == OK, record.reasons

@@ -54,6 +54,8 @@ def run_through_slurm(path: Path) -> SlurmRun:
         str(path),
         "--workflow-profile",
         str(PROFILE),
+        "--local-cores",  # the login node's jobs (tables, figures) one at a time: under `make test`
+        "1",  # the tiny run and the other worker's tests share the machine
     ]
     with LocalSlurm(profile_partitions()) as cluster:
         result = subprocess.run(
@@ -69,9 +71,9 @@ def run_through_slurm(path: Path) -> SlurmRun:
     return SlurmRun(path, jobs, result.stdout + result.stderr)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def slurm_run(slurm_run_in_background) -> SlurmRun:
-    # Started with the session (conftest.py): it mostly waits on the executor's status polls.
+    # Started beside the tiny run when both are selected (conftest.py), else when first asked for.
     return slurm_run_in_background.result()
 
 
