@@ -59,8 +59,9 @@ run: $(RUN_DEPS)
 
 # The SLURM packages install (apt) while the venv builds (uv, pip): two
 # downloads at once instead of one after the other on a fresh machine.
-# Two workers, one per core of the 2-core VMs the suite is sized for (tests/conftest.py says how
-# the tests are grouped), then the tests that judge the machine's load, with nothing beside them.
+# Then the suite in two workers, one per core of the 2-core VMs it is sized
+# for (tests/conftest.py says how the tests are grouped), and last the tests
+# that judge the machine's load, with nothing beside them.
 test:
 	$(MAKE) --no-print-directory -j2 $(TORCH_STAMP) slurm-deps
 	$(BIN)/pytest -n 2 -m "not quiet"

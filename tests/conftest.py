@@ -161,8 +161,8 @@ def tiny_run(request, tmp_path_factory) -> TinyRun:
 # collection order: each module is a group, so a module's fixture is made once, and the modules
 # that share the tiny run (and the SLURM run compared with it) are one group, so it is made
 # once. Groups are handed out longest first, so the short ones fill in at the end. Each worker
-# keeps to about one core: every run here benchmarks on one thread, and TINY_CONFIG's noise
-# policy allows the other worker beside it.
+# keeps to about one core (every run here benchmarks on one thread); TINY_CONFIG's noise policy
+# does not judge the load the workers share.
 TINY_RUN_MODULES = frozenset({"test_slurm.py", "test_workflow.py", "test_results_sharing.py"})
 LONGEST_FIRST = (
     "test_max_batch_workflow.py", "test_variants.py", "test_interrupts.py", "test_gpu_bundle.py",
