@@ -78,6 +78,26 @@ def test_open_intervals_stay_open_and_failed_rows_stay_empty():
     assert out.loc[2, "throughput_ci95_low"] < 98
 
 
+def test_the_machines_level_counts_each_timing_job_once_however_many_rows_it_timed():
+    """One model timed in 12 rows (3 variants x 4 batches) while the canary read high, four timed
+    in 4 rows each at 0.6 of that: by rows, the one model sets the median and the other 16 rows
+    would be `noisy`; by job, the median is the four models' and nothing is."""
+    frame = pd.DataFrame(
+        [r | {"model": "big"} for r in records("vm", "cpu", [26.0] * 12)]
+        + [r | {"model": name} for name, level in zip("abcd", (15.0, 16.0, 16.5, 17.0))
+           for r in records("vm", "cpu", [level] * 4)]
+    )
+    frame["status"] = "ok"
+    out = drift.with_machine_drift(frame)
+    assert drift.machine_level(frame) == 16.5
+    assert out["status"].eq("ok").all()
+    assert out.loc[frame["model"] == "a", "machine_speed"].tolist() == pytest.approx([15.0 / 16.5] * 4)
+    # A job that really read low against the others still counts as slowed, every row of it.
+    frame.loc[frame["model"] == "a", "memory_bandwidth_gbs"] = 0.7 * 16.5
+    assert drift.with_machine_drift(frame).groupby("model")["status"].agg(set).to_dict() == {
+        "a": {"noisy"}, "b": {"ok"}, "big": {"ok"}, "c": {"ok"}, "d": {"ok"}}
+
+
 def test_a_row_measured_on_a_slowed_machine_is_noisy_and_listed_for_remeasuring(tmp_path):
     from dlmark.results import tables
 
@@ -87,7 +107,7 @@ def test_a_row_measured_on_a_slowed_machine_is_noisy_and_listed_for_remeasuring(
     frame.loc[9, "status"] = "error"  # a failed row keeps its status
     out = drift.with_machine_drift(frame)
     assert out["status"].tolist() == ["ok"] * 8 + ["noisy", "error"]
-    assert "memory bandwidth was 0.70 of its median over 10 rows" in out.loc[8, "disturbance"]
+    assert "memory bandwidth was 0.70 of its median over 10 timing jobs" in out.loc[8, "disturbance"]
     assert out.loc[0, "disturbance"] is None
 
     # `dlmark points --status noisy` reads raw files, which said ok: it lists the slowed one too.

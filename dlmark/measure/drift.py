@@ -67,6 +67,21 @@ def median_bandwidth(readings: list[float | None]) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def job_readings(rows: "pd.DataFrame") -> "pd.Series":
+    """The canary once per timing job: a job's rows share its processes' readings (one model's
+    points are timed together), so counted per row, one model with many variants and batches
+    would outvote the rest, and where the canary swings from job to job, its reading would
+    decide which models look slowed (docs/validation.md has the run where it did)."""
+    readings = rows.dropna(subset=["memory_bandwidth_gbs"])
+    return readings.drop_duplicates(["model", "memory_bandwidth_gbs"])["memory_bandwidth_gbs"].astype(float)
+
+
+def machine_level(rows: "pd.DataFrame") -> float | None:
+    """A machine's typical canary: the median over its timing jobs (`job_readings`)."""
+    readings = job_readings(rows)
+    return float(readings.median()) if len(readings) else None
+
+
 def drift_of(bandwidths: "pd.Series") -> tuple[float, float] | None:
     """(median bandwidth, relative drift as a robust standard deviation), or None with too few rows."""
     values = np.log(bandwidths.dropna().to_numpy(dtype=float))
@@ -81,10 +96,11 @@ def with_machine_drift(frame: "pd.DataFrame") -> "pd.DataFrame":
     """Fill machine_speed and machine_drift of CPU rows, widen their intervals, mark slowed rows.
 
     Per machine, over its CPU rows: machine_speed is a row's canary over the
-    machine's median, machine_drift the canary's relative spread. Each side
-    of the interval becomes sqrt(side^2 + (1.96 * drift)^2), relative to the
+    machine's level (`machine_level`, the median over its timing jobs),
+    machine_drift the canary's relative spread over its rows. Each side of
+    the interval becomes sqrt(side^2 + (1.96 * drift)^2), relative to the
     throughput; an open side stays open. An ok row measured while the
-    canary read below SLOW_MACHINE of the median becomes noisy: the machine
+    canary read below SLOW_MACHINE of that level becomes noisy: the machine
     was slowed in a way its CPU counters do not show. GPU rows are left as
     measured: the canary is the host's memory, not the GPU's.
     """
@@ -95,7 +111,9 @@ def with_machine_drift(frame: "pd.DataFrame") -> "pd.DataFrame":
         estimate = drift_of(rows["memory_bandwidth_gbs"])
         if estimate is None:
             continue
-        median, sigma = estimate
+        sigma = estimate[1]
+        median = machine_level(rows)
+        jobs = len(job_readings(rows))
         index = rows.index
         frame.loc[index, "machine_speed"] = rows["memory_bandwidth_gbs"].astype(float) / median
         frame.loc[index, "machine_drift"] = sigma
@@ -106,12 +124,11 @@ def with_machine_drift(frame: "pd.DataFrame") -> "pd.DataFrame":
         frame.loc[index, "throughput_ci95_low"] = throughput * (1 - np.sqrt(low**2 + extra)).clip(lower=0)
         frame.loc[index, "throughput_ci95_high"] = throughput * (1 + np.sqrt(high**2 + extra))
         speed = frame.loc[index, "machine_speed"]
-        readings = int(speed.notna().sum())  # rows not run (over the largest batch) have none
         slowed = index[(frame.loc[index, "status"] == OK).to_numpy() & (speed < SLOW_MACHINE).to_numpy()]
         frame.loc[slowed, "status"] = NOISY
         frame.loc[slowed, "disturbance"] = [
             f"measured while the machine's memory bandwidth was {speed[i]:.2f} of its median over "
-            f"{readings} rows (slowed from outside, e.g. by the host's other tenants)"
+            f"{jobs} timing jobs (slowed from outside, e.g. by the host's other tenants)"
             for i in slowed
         ]
     return frame

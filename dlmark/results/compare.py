@@ -23,21 +23,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from dlmark.measure import drift
 from dlmark.results.status import NOISY, TRUSTED
 
 KEYS = ["machine", "device", "runtime", "precision", "model", "batch_size"]
 
 
 def machine_shift(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, float]:
-    """Per machine label, the relative change of its CPU rows' median canary from old to new."""
+    """Per machine label, the relative change of its canary level (`drift.machine_level`) from old to new."""
     shifts = {}
     for machine in sorted(set(old["machine"]) & set(new["machine"])):
         levels = [
-            frame.loc[(frame["machine"] == machine) & (frame["device"] == "cpu"), "memory_bandwidth_gbs"].dropna()
+            drift.machine_level(frame[(frame["machine"] == machine) & (frame["device"] == "cpu")])
             for frame in (old, new)
         ]
-        if all(len(level) for level in levels):
-            shifts[machine] = float(levels[1].median() / levels[0].median() - 1.0)
+        if levels[0] and levels[1]:
+            shifts[machine] = levels[1] / levels[0] - 1.0
     return shifts
 
 
