@@ -112,8 +112,8 @@ def with_machine_drift(frame: "pd.DataFrame") -> "pd.DataFrame":
         if estimate is None:
             continue
         sigma = estimate[1]
-        median = machine_level(rows)
-        jobs = len(job_readings(rows))
+        jobs = job_readings(rows)  # never empty here: drift_of found readings
+        median = float(jobs.median())
         index = rows.index
         frame.loc[index, "machine_speed"] = rows["memory_bandwidth_gbs"].astype(float) / median
         frame.loc[index, "machine_drift"] = sigma
@@ -128,7 +128,7 @@ def with_machine_drift(frame: "pd.DataFrame") -> "pd.DataFrame":
         frame.loc[slowed, "status"] = NOISY
         frame.loc[slowed, "disturbance"] = [
             f"measured while the machine's memory bandwidth was {speed[i]:.2f} of its median over "
-            f"{jobs} timing jobs (slowed from outside, e.g. by the host's other tenants)"
+            f"{len(jobs)} timing jobs (slowed from outside, e.g. by the host's other tenants)"
             for i in slowed
         ]
     return frame
