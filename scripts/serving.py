@@ -7,7 +7,7 @@ from dlmark.measure.batcher import BatcherSettings
 from dlmark.measure.interference import NoisePolicy
 from dlmark.measure.timing import Budget
 from dlmark.results import records, tables
-from dlmark.scenarios import serving
+from dlmark.scenarios import serving, serving_child
 
 joblog.start(snakemake.log[0])
 params = snakemake.params
@@ -36,7 +36,7 @@ try:
         batch, throughput = serving.best_batch(rows, settings["offline_batch_size"])
         spec = serving.ServingSpec(
             **common, batcher=BatcherSettings(batch, delay_s, workers, only_largest=True), min_queries=1,
-            target_qps=serving.OFFLINE_HEADROOM * throughput,
+            target_qps=serving_child.OFFLINE_HEADROOM * throughput,
         )
     else:
         offline = tables.read_record(snakemake.input.offline, records.ServingRecord)

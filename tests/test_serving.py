@@ -117,12 +117,24 @@ def test_the_search_stops_halving_once_the_bound_lies_below_the_latency_at_light
     assert len(runs) > 2
 
 
-def test_an_invalid_run_is_a_row_with_loadgens_reasons(tmp_path):
-    """Offline expecting a tenth of its rate ends its one query before the minimum duration."""
+def test_an_offline_query_that_ended_early_is_asked_again_at_its_own_rate(tmp_path):
+    """Offline expecting half its rate ends its one query before the minimum duration: asked again, VALID."""
     given = spec(tmp_path, "Offline", batcher=BatcherSettings(8, 0.002), target_qps=200.0)
     record = serving.measure(given, target=child_targets.serve_fixed_service)
-    assert record.status == INVALID and record.loadgen_result == "INVALID"
-    assert "minimum duration not met" in record.reasons
+    first, second = record.runs
+    assert first["validity"] == "INVALID" and first["reasons"] == [serving_child.TOO_SHORT]
+    assert second["settings"]["target_qps"] == pytest.approx(serving_child.OFFLINE_HEADROOM * first["samples_per_second"])
+    assert record.loadgen_result == "VALID" and record.loadgen_runs == 2 and "ended early" in record.search
+    assert (tmp_path / "Offline/run1/mlperf_log_detail.txt").exists()
+    ServingRecord.validate(record.to_dict())
+
+
+def test_an_invalid_run_is_a_row_with_loadgens_reasons(tmp_path):
+    """A bound below the system's own 4 ms service time: no rate is VALID, and the row says why."""
+    given = spec(tmp_path, "Server", target_qps=100.0, latency_bound_ms=1.0, min_duration_s=0.5)
+    record = serving.measure(given, target=child_targets.serve_fixed_service)
+    assert record.status == INVALID and record.loadgen_result == "INVALID" and record.qps is not None
+    assert "latency constraint not met" in record.reasons and record.search.startswith("no rate")
     ServingRecord.validate(record.to_dict())
 
 

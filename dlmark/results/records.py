@@ -347,9 +347,9 @@ class ServingRecord(Record):
     duration_s: float | None = col()
     queries: int | None = col()
     official_length: bool = col(False)
-    loadgen_runs: int = col(0)  # LoadGen runs behind the row (Server: its search)
+    loadgen_runs: int = col(0)  # LoadGen runs behind the row (Server: its search; Offline: 1 or 2)
     proof_qps: float | None = col()  # Server: the rate above `qps` that was INVALID
-    search: str | None = col()  # Server: why the search stopped
+    search: str | None = col()  # Server: why the search stopped; Offline: why it was asked twice
     reasons: str | None = col()  # why LoadGen said INVALID, in its words
     threads: int | None = col()
     disturbance: str | None = col()  # why the row is noisy

@@ -27,10 +27,6 @@ from dlmark.results.status import ERROR, INVALID, NOISY, OK, TRUSTED
 from dlmark.scenarios.serving_child import PROOF_RATIO, ServingSpec, serve
 from dlmark.specs import header
 
-# Offline's expected rate is the sweep's throughput times this: LoadGen sizes its one
-# query from it, and a query that ends before the minimum duration is INVALID.
-OFFLINE_HEADROOM = 1.25
-
 
 class NotServable(ValueError):
     """A scenario that cannot be asked yet (a record it needs failed); the message says which."""
