@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -12,7 +13,7 @@ from dlmark import config as dlconfig
 from dlmark.measure import loadgen
 from dlmark.measure.batcher import BatcherSettings, DynamicBatcher
 from dlmark.results.records import ServingRecord
-from dlmark.results.status import ERROR, INVALID, OK
+from dlmark.results.status import ERROR, INVALID, NOISY, OK
 from dlmark.scenarios import serving, serving_child
 from dlmark.specs import identity
 
@@ -151,10 +152,22 @@ def test_a_crashed_or_failing_system_under_test_becomes_a_row(tmp_path, monkeypa
 
 @pytest.mark.quiet  # a latency held to a few percent of a 4 ms service time
 def test_single_stream_is_ok_with_its_percentiles(tmp_path):
-    record = serving.measure(spec(tmp_path, "SingleStream", min_queries=100), target=child_targets.serve_fixed_service)
-    assert record.status == OK, record.reasons
+    # The hypervisor's steal is the host's: a CI VM stole 5-6% here, and this test is about the percentiles.
+    host_steal_allowed = dataclasses.replace(dlconfig.noise_policy({}), max_steal=1.0)
+    given = spec(tmp_path, "SingleStream", min_queries=100, noise=host_steal_allowed)
+    record = serving.measure(given, target=child_targets.serve_fixed_service)
+    assert record.status == OK, (record.reasons, record.disturbance)
     assert SERVICE_S * 1e3 <= record.latency_ms_p50 <= record.latency_ms_p90 <= record.latency_ms_p99
     assert record.qps == pytest.approx(1 / SERVICE_S, rel=0.1)
+
+
+def test_a_disturbed_serving_run_waits_and_is_served_again_then_kept_noisy_with_its_reason(tmp_path):
+    always_disturbed = dataclasses.replace(dlconfig.noise_policy({}), max_steal=-1.0, retries=1, quiet_wait_seconds=0.2)
+    record = serving.measure(spec(tmp_path, "SingleStream", min_queries=100, min_duration_s=0.5, noise=always_disturbed),
+                             target=child_targets.serve_fixed_service)
+    assert record.status == NOISY and record.loadgen_result == "VALID"
+    assert "the hypervisor stole" in record.disturbance and record.qps  # the numbers are kept
+    assert (tmp_path / "SingleStream/run0/mlperf_log_detail.txt").exists()
 
 
 def test_offline_is_sized_from_the_fastest_trusted_row_and_server_bound_follows_the_rule():
