@@ -78,3 +78,24 @@ def test_a_block_times_at_least_one_call_after_the_untimed_one():
     samples = timing.time_block(lambda: calls.append(1), 0.5, clock=lambda: next(ticks))
     assert len(samples) == 1 and len(calls) == 2  # the untimed call, then one of a second
     assert timing.time_block(lambda: calls.append(1), 0.5, clock=lambda: next(ticks), rewarm=False) == [1.0]
+
+
+def test_a_rounds_variants_of_one_batch_run_side_by_side_and_its_batches_in_a_fresh_order():
+    """The points a speed-up pairs are neighbours in every round; the batch sizes' order still varies."""
+    import random
+
+    from dlmark.scenarios.throughput_child import round_order
+
+    batch_sizes = [1, 4, 16, 1, 4, 16, 1, 4, 16]  # three variants' points, in the job's order
+    rng = random.Random(0)
+    orders = [round_order(list(range(9)), batch_sizes, rng) for _ in range(40)]
+    for order in orders:
+        assert sorted(order) == list(range(9))
+        sizes = [batch_sizes[i] for i in order]
+        assert all(len(set(sizes[k:k + 3])) == 1 for k in (0, 3, 6))  # each batch's three variants together
+    assert len({tuple(batch_sizes[i] for i in o[::3]) for o in orders}) == 6  # every order of the batches
+    assert len({tuple(o[:3]) for o in orders}) > 1  # and the variants' own order varies
+    # A point that has left the rounds leaves its neighbours together.
+    for _ in range(10):
+        sizes = [batch_sizes[i] for i in round_order([0, 1, 4, 7], batch_sizes, rng)]
+        assert sizes in ([1, 4, 4, 4], [4, 4, 4, 1])

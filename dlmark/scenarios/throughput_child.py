@@ -4,8 +4,8 @@
 process that ran `preload`) and turns what they return into records.
 Here, in the child: each point is built and warmed up, then every round
 times one short block of every point still due, in a new random order
-each round, while the rest of the machine is watched. The process returns
-one `ProcessResult` per point.
+each round (a batch size's variants side by side), while the rest of the
+machine is watched. The process returns one `ProcessResult` per point.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def measure_rounds(job: RoundsJob) -> dict[str, Any]:
 
     with interference.Watch(first.threads, policy, hardware.device_index(first.device)) as watch:
         while pending := [i for i in range(len(calls)) if due(i)]:
-            for i in rng.sample(pending, len(pending)):
+            for i in round_order(pending, [s.batch_size for s in job.specs], rng):
                 blocks[i].append(timed(i))
     log_progress(f"timed {len(calls)} point(s) in {max(len(b) for b in blocks)} rounds")
     facts = dict(
@@ -132,6 +132,26 @@ def measure_rounds(job: RoundsJob) -> dict[str, Any]:
     ]
     return {"results": [process_result(spec, w, b, **facts, **e, **d)
                         for spec, w, b, e, d in zip(job.specs, warm, blocks, energies, built)]}
+
+
+def round_order(pending: list[int], batch_sizes: list[int], rng: random.Random) -> list[int]:
+    """One round's order: the batch sizes in a random order, and each one's variants one after another.
+
+    A speed-up pairs two variants' blocks of one round, a curve shape two
+    batch sizes' blocks. With the variants of a batch side by side (in a
+    random order of their own), a speed-up's two blocks run at most a
+    block or two apart, where the machine's speed has moved least, while a
+    curve's batch sizes are still apart by a random share of the round.
+    Against a fully random order, it halved how far resnet18_v1's speed-ups
+    moved from one job to the next (docs/validation.md).
+    """
+    sizes = list(dict.fromkeys(batch_sizes[i] for i in pending))
+    rng.shuffle(sizes)
+    order = []
+    for size in sizes:
+        members = [i for i in pending if batch_sizes[i] == size]
+        order.extend(rng.sample(members, len(members)))
+    return order
 
 
 def process_result(
