@@ -117,9 +117,10 @@ def measure_rounds(job: RoundsJob) -> dict[str, Any]:
     def due(i: int) -> bool:  # a point leaves the rounds once it has met the stopping rule
         return len(blocks[i]) < MIN_ROUNDS or not timing.enough([x for b in blocks[i] for x in b], budget)
 
+    batch_sizes = [spec.batch_size for spec in job.specs]
     with interference.Watch(first.threads, policy, hardware.device_index(first.device)) as watch:
         while pending := [i for i in range(len(calls)) if due(i)]:
-            for i in round_order(pending, [s.batch_size for s in job.specs], rng):
+            for i in round_order(pending, batch_sizes, rng):
                 blocks[i].append(timed(i))
     log_progress(f"timed {len(calls)} point(s) in {max(len(b) for b in blocks)} rounds")
     facts = dict(
