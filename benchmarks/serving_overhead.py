@@ -1,12 +1,14 @@
 """The serving loop's cost: LoadGen's SingleStream and Offline against the same calls timed bare.
 
 In one fresh process per model: the model built for one batch size (and
-for batch 1), then rounds that alternate a bare loop of calls (what the
-throughput sweep times) with a LoadGen run through the dynamic batcher,
-so that a shared machine's drift hits both alike. Each round gives two
-ratios, Offline's samples per second over the bare loop's images per
-second at the batch, and SingleStream's p90 over the bare batch-1 calls'
-p90; the medians over the rounds are the loop's overhead.
+for batch 1), then rounds of an Offline and a SingleStream run through
+the dynamic batcher. Each run is bracketed by the same call timed bare
+(what the throughput sweep times, `serving_child.direct_timing`, as in
+every default-run row), so that a shared machine's drift hits both
+alike. Each round gives two ratios, Offline's samples per second over
+the bare loop's images per second at the batch, and SingleStream's p90
+over the bare batch-1 calls' p90; the medians over the rounds are the
+loop's overhead, measured more times than one row measures it.
 
     python benchmarks/serving_overhead.py [--models squeezenet1.1 mobilenet1.0] [--batch 4] [--rounds 4]
 """
@@ -16,28 +18,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 
 from dlmark import config as dlconfig
 from dlmark import hardware
-from dlmark.measure import launchers
+from dlmark.measure import launchers, timing
 from dlmark.measure.batcher import BatcherSettings
 from dlmark.scenarios import serving_child
 from dlmark.specs import Measured, identity
-
-
-def bare(call, seconds: float) -> list[float]:
-    """Latencies of calls back to back for `seconds`, each synchronised (as the sweep times them)."""
-    latencies, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t0 = time.perf_counter()
-        call()
-        latencies.append(time.perf_counter() - t0)
-    return latencies
-
-
-def p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[-1]
 
 
 def rounds(args: tuple[str, int, int, int, float]) -> dict:
@@ -53,27 +40,28 @@ def rounds(args: tuple[str, int, int, int, float]) -> dict:
     for call in calls.values():
         for _ in range(5):
             call()
+    sizing = timing.time_block(calls[batch], 1.0)  # Offline's expected rate; a query that ends early is asked again
+    expected = 1.25 * batch * len(sizing) / sum(sizing)
     out = []
     with tempfile.TemporaryDirectory() as logs:
         for i in range(count):
-            direct = bare(calls[batch], seconds)
-            direct_rate = batch * len(direct) / sum(direct)
             common = dict(**identity(measured), machine="bench", min_duration_s=seconds, official_length=False,
                           budget=dlconfig.budget(config, model), noise=dlconfig.noise_policy({}), log_dir=logs)
             offline = serving_child.ServingSpec(**common, scenario="Offline", min_queries=1,
                                                 batcher=BatcherSettings(batch, 0.002, only_largest=True),
-                                                target_qps=1.25 * direct_rate)
-            served = serving_child.run_scenario(offline, {batch: calls[batch]})["runs"][0]
-            single_bare = bare(calls[1], seconds)
+                                                target_qps=expected)
+            served = serving_child.run_scenario(offline, {batch: calls[batch]})
             single = serving_child.ServingSpec(**common, scenario="SingleStream", min_queries=100,
                                                batcher=BatcherSettings(1, 0.0))
-            stream = serving_child.run_scenario(single, {1: calls[1]})["runs"][0]
+            stream = serving_child.run_scenario(single, {1: calls[1]})
+            run, direct = served["runs"][served["sustained"]], served["direct"][served["sustained"]]
+            stream_run, stream_direct = stream["runs"][0], stream["direct"][0]
             out.append({
-                "offline_ratio": served["samples_per_second"] / direct_rate,
-                "offline": served["samples_per_second"], "bare": direct_rate,
-                "single_p90_ratio": stream["latency_ms"]["p90"] / (1e3 * p90(single_bare)),
-                "single_p90_ms": stream["latency_ms"]["p90"], "bare_p90_ms": 1e3 * p90(single_bare),
-                "valid": served["validity"] == stream["validity"] == "VALID",
+                "offline_ratio": run["samples_per_second"] / direct["samples_per_second"],
+                "offline": run["samples_per_second"], "bare": direct["samples_per_second"],
+                "single_p90_ratio": stream_run["latency_ms"]["p90"] / stream_direct["latency_ms_p90"],
+                "single_p90_ms": stream_run["latency_ms"]["p90"], "bare_p90_ms": stream_direct["latency_ms_p90"],
+                "valid": run["validity"] == stream_run["validity"] == "VALID",
             })
             print(f"round {i}: {out[-1]}", flush=True)
     return {"rounds": out}

@@ -173,7 +173,7 @@ def serving_verdicts() -> bool:
         return False
     rows = pd.read_csv(path)
     columns = ["model", "runtime", "precision", "scenario", "status", "loadgen_result", "qps", "latency_ms_p99",
-               "latency_bound_ms", "proof_qps", "loadgen_runs", "reasons", "error"]
+               "latency_bound_ms", "proof_qps", "loadgen_runs", "loop_overhead_pct", "reasons", "error"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(rows[columns].to_string(index=False))
     bad = rows[~rows["status"].isin(["ok", "noisy"])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 
@@ -57,10 +58,14 @@ def test_offline_through_loadgen_serves_at_the_systems_own_rate(tmp_path):
     LoadGen, taking the next batch): 4% of a 4 ms batch.
     """
     given = spec(tmp_path, "Offline", batcher=BatcherSettings(8, 0.002), target_qps=500.0)
-    result = child_targets.serve_fixed_service(given, service_s=0.020)
-    run = result["runs"][0]
-    assert run["validity"] == "VALID", run["reasons"]
-    assert run["samples_per_second"] == pytest.approx(8 / 0.020, rel=0.03)
+    record = serving.measure(given, target=functools.partial(child_targets.serve_fixed_service, service_s=0.020))
+    assert record.loadgen_result == "VALID", record.reasons
+    assert record.samples_per_second == pytest.approx(8 / 0.020, rel=0.03)
+    # The same batch timed bare beside the run: the loop's overhead is the row's own, a few percent at most.
+    assert record.direct_samples_per_second == pytest.approx(8 / 0.020, rel=0.01)
+    assert record.loop_overhead_pct == pytest.approx(100 * (1 - record.samples_per_second / record.direct_samples_per_second))
+    assert -1 < record.loop_overhead_pct < 3
+    assert record.runs[0]["direct"]["batch_size"] == 8 and record.runs[0]["direct"]["calls"] >= 40
     assert (tmp_path / "Offline/run0/mlperf_log_detail.txt").exists()
     assert (tmp_path / "Offline/run0/mlperf_log_summary.txt").exists()
 
@@ -159,6 +164,8 @@ def test_single_stream_is_ok_with_its_percentiles(tmp_path):
     assert record.status == OK, (record.reasons, record.disturbance)
     assert SERVICE_S * 1e3 <= record.latency_ms_p50 <= record.latency_ms_p90 <= record.latency_ms_p99
     assert record.qps == pytest.approx(1 / SERVICE_S, rel=0.1)
+    assert record.direct_latency_ms_p90 == pytest.approx(SERVICE_S * 1e3, rel=0.05)  # batch 1 timed bare
+    assert record.loop_overhead_pct == pytest.approx(100 * (record.latency_ms_p90 / record.direct_latency_ms_p90 - 1))
 
 
 def test_a_disturbed_serving_run_waits_and_is_served_again_then_kept_noisy_with_its_reason(tmp_path):
@@ -168,6 +175,18 @@ def test_a_disturbed_serving_run_waits_and_is_served_again_then_kept_noisy_with_
     assert record.status == NOISY and record.loadgen_result == "VALID"
     assert "the hypervisor stole" in record.disturbance and record.qps  # the numbers are kept
     assert (tmp_path / "SingleStream/run0/mlperf_log_detail.txt").exists()
+
+
+def test_the_bare_call_beside_a_run_is_the_scenarios_batch_and_none_where_workers_overlap(tmp_path):
+    offline = spec(tmp_path, "Offline", batcher=BatcherSettings(8, 0.002, only_largest=True))
+    assert serving_child.direct_call_size(offline) == 8
+    assert serving_child.direct_call_size(spec(tmp_path, "SingleStream")) == 1
+    assert serving_child.direct_call_size(spec(tmp_path, "Server")) is None
+    assert serving_child.direct_call_size(dataclasses.replace(offline, batcher=BatcherSettings(8, 0.002, 2))) is None
+    timed = serving_child.direct_timing(8, before=[0.02, 0.02], after=[0.04, 0.04])
+    assert timed["samples_per_second"] == pytest.approx(32 / 0.12)  # 4 calls of 8 in 0.12 s
+    assert (timed["before_samples_per_second"], timed["after_samples_per_second"]) == pytest.approx((400, 200))
+    assert timed["latency_ms_p90"] == pytest.approx(40.0)
 
 
 def test_offline_is_sized_from_the_fastest_trusted_row_and_server_bound_follows_the_rule():

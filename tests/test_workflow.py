@@ -164,6 +164,11 @@ def test_serving_scenarios_are_judged_by_loadgen_with_its_logs_kept(workdir):
     sweep = pd.read_csv(workdir / "results/throughput.csv").query(
         "model == 'mobilenet0.25' and runtime == 'mxnet' and precision == 'float32'")
     assert rows.loc["Offline", "max_batch_size"] == serving.best_batch(sweep.to_dict("records"))[0]
+    # Each Offline and SingleStream row carries its call timed bare beside it, and the loop's cost against that.
+    for scenario in ("SingleStream", "Offline"):
+        served = rows.loc[scenario]
+        assert served["direct_samples_per_second"] > 0 and abs(served["loop_overhead_pct"]) < 50
+    assert pd.isna(rows.loc["Server", "loop_overhead_pct"])
     server = rows.loc["Server"]
     assert server["loadgen_result"] == "VALID" and server["latency_ms_p99"] <= server["latency_bound_ms"]
     assert server["loadgen_runs"] <= 6

@@ -318,7 +318,11 @@ class ServingRecord(Record):
     `qps` is the scenario's answer: SingleStream's queries per second (one
     sample each, one after another), Offline's samples per second, and
     Server's sustained Poisson rate, the largest LoadGen judged VALID
-    (`proof_qps` the one within 10% above it that was INVALID). `runs`
+    (`proof_qps` the one within 10% above it that was INVALID).
+    `loop_overhead_pct` is the serving loop's cost in the same minute:
+    Offline's samples per second below, or SingleStream's p90 above, the
+    same call timed bare just before and after the run
+    (`direct_samples_per_second`, `direct_latency_ms_p90`). `runs`
     keeps every LoadGen run: its settings, verdict, reasons, latencies,
     the batches formed and the machine's state over it.
     """
@@ -348,6 +352,9 @@ class ServingRecord(Record):
     queries: int | None = col()
     official_length: bool = col(False)
     loadgen_runs: int = col(0)  # LoadGen runs behind the row (Server: its search; Offline: 1 or 2)
+    direct_samples_per_second: float | None = col()  # Offline, SingleStream: the call timed bare beside the run
+    direct_latency_ms_p90: float | None = col()
+    loop_overhead_pct: float | None = col()  # what the serving loop cost against that bare call
     proof_qps: float | None = col()  # Server: the rate above `qps` that was INVALID
     search: str | None = col()  # Server: why the search stopped; Offline: why it was asked twice
     reasons: str | None = col()  # why LoadGen said INVALID, in its words

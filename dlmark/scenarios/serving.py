@@ -119,8 +119,8 @@ def _measure_once(spec: ServingSpec, target: Callable[[ServingSpec], dict[str, A
     if value.get("batch_error"):
         return unserved(spec, ERROR, "a batch failed while serving: " + value["batch_error"])
     runs = [
-        dict(run, interference=watch, batches=batches)
-        for run, watch, batches in zip(value["runs"], value["interference"], value["batch_sizes"])
+        dict(run, interference=watch, batches=batches, direct=direct)
+        for run, watch, batches, direct in zip(value["runs"], value["interference"], value["batch_sizes"], value["direct"])
     ]
     sustained = value["sustained"]
     reported = runs[sustained if sustained is not None else -1]
@@ -142,6 +142,7 @@ def _measure_once(spec: ServingSpec, target: Callable[[ServingSpec], dict[str, A
         duration_s=reported["duration_s"],
         queries=reported["queries"],
         loadgen_runs=len(runs),
+        **_overhead(spec, reported),
         proof_qps=proof,
         search=value.get("search") or None,
         reasons="; ".join(reported["reasons"]) or None,
@@ -150,6 +151,20 @@ def _measure_once(spec: ServingSpec, target: Callable[[ServingSpec], dict[str, A
     )
     log_progress(f"{spec.model} {spec.scenario}: {status}, {fields['qps'] or 0:.4g} queries/s")
     return record(spec, **fields)
+
+
+def _overhead(spec: ServingSpec, run: dict[str, Any]) -> dict[str, float | None]:
+    """The serving loop's cost against its call timed bare beside the run: Offline in rate, SingleStream in p90."""
+    direct = run.get("direct")
+    served = run["samples_per_second"] if spec.scenario == "Offline" else run["latency_ms"].get("p90")
+    if not direct or not served:
+        return {}
+    if spec.scenario == "Offline":
+        overhead = 1 - served / direct["samples_per_second"]
+    else:
+        overhead = served / direct["latency_ms_p90"] - 1
+    return dict(direct_samples_per_second=direct["samples_per_second"], direct_latency_ms_p90=direct["latency_ms_p90"],
+                loop_overhead_pct=100 * overhead)
 
 
 def _answer(spec: ServingSpec, run: dict[str, Any]) -> float | None:

@@ -9,7 +9,10 @@ every size is warmed up; then LoadGen runs the scenario against the
 batcher, once for SingleStream, once for Offline (twice when its one
 query ended early, `offline_runs`), several times for Server, whose
 sustained rate is searched (`server_search`). The machine is
-watched over each run.
+watched over each run. SingleStream's and Offline's call is also timed
+bare just before and after each run (`direct_timing`): the same work
+without the serving loop, in the same minute, so the row carries the
+loop's overhead.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 from dlmark import hardware, runtimes, variants
 from dlmark.measure import interference, loadgen, timing
@@ -48,6 +53,13 @@ LIGHT_LOAD_SHARE = 0.9
 # the tiny config ended early) is asked once more, sized from its own rate.
 OFFLINE_HEADROOM = 1.25
 TOO_SHORT = "minimum duration not met"
+# The serving loop's overhead, measured in the row: Offline's and SingleStream's call timed
+# bare, back to back as the sweep times it, for this share of the minimum duration just
+# before and again just after each run (at most DIRECT_MAX_S a side). The sweep's own row
+# was measured minutes earlier, and on a shared VM whose speed drifts that alone moved
+# Offline against it by 3-8%; the bare blocks beside the run share its minute.
+DIRECT_SHARE = 0.5
+DIRECT_MAX_S = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +138,31 @@ def offline_runs(run_at: Callable[[float], loadgen.RunResult], expected_qps: flo
     return runs
 
 
+def direct_call_size(spec: ServingSpec) -> int | None:
+    """The batch size timed bare beside the run, or None where no one loop is the same work.
+
+    Offline runs full batches of the batcher's size, SingleStream batches
+    of one; with more than one worker the batches overlap and no single
+    loop of calls does what the batcher does.
+    """
+    if spec.batcher.workers != 1:
+        return None
+    return {"Offline": spec.batcher.max_batch_size, "SingleStream": 1}.get(spec.scenario)
+
+
+def direct_timing(size: int, before: list[float], after: list[float]) -> dict[str, Any]:
+    """What the bare blocks beside a run measured: images per second, the calls' p90, each side's rate."""
+    def rate(samples: list[float]) -> float:
+        return size * len(samples) / sum(samples)
+
+    both = before + after
+    return {
+        "batch_size": size, "calls": len(both), "samples_per_second": rate(both),
+        "latency_ms_p90": 1e3 * float(np.percentile(both, 90)),  # as the sweep's rows take it
+        "before_samples_per_second": rate(before), "after_samples_per_second": rate(after),
+    }
+
+
 def _light_load_floor(runs: list[loadgen.RunResult]) -> str | None:
     """Why halving the rate again is pointless, when the last halving left the p99 over the bound and about where it was."""
     if len(runs) < 2:
@@ -162,6 +199,9 @@ def run_scenario(spec: ServingSpec, calls: dict[int, Callable[[], None]]) -> dic
     policy = dataclasses.replace(spec.noise, min_cpu_share=0.0)
     gpu = hardware.device_index(spec.device)
     watched: list[dict[str, Any]] = []
+    direct: list[dict[str, Any] | None] = []
+    size = direct_call_size(spec)
+    seconds = min(DIRECT_SHARE * spec.min_duration_s, DIRECT_MAX_S)
     batches: list[dict[int, int]] = []
     errors: list[str] = []
 
@@ -170,10 +210,13 @@ def run_scenario(spec: ServingSpec, calls: dict[int, Callable[[], None]]) -> dic
         batcher = DynamicBatcher(spec.batcher, lambda size: calls[spec.batcher.padded(size)](), loadgen.respond)
         try:
             with interference.Watch(spec.threads, policy, gpu) as watch:
+                before = timing.time_block(calls[size], seconds) if size else []
                 result = loadgen.run(run_settings(spec, target_qps=qps), batcher.submit, Path(spec.log_dir) / f"run{n}")
+                after = timing.time_block(calls[size], seconds) if size else []
         finally:
             batcher.close()
         watched.append(watch.result.to_dict())
+        direct.append(direct_timing(size, before, after) if size else None)
         batches.append(dict(sorted(batcher.batch_sizes.items())))
         if batcher.error:
             errors.append(batcher.error)
@@ -194,6 +237,7 @@ def run_scenario(spec: ServingSpec, calls: dict[int, Callable[[], None]]) -> dic
     return {
         "runs": [r.to_dict() for r in runs],
         "interference": watched,
+        "direct": direct,
         "batch_sizes": batches,
         "sustained": sustained,
         "search": stopped,
