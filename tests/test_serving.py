@@ -121,6 +121,9 @@ def test_the_search_stops_halving_once_the_bound_lies_below_the_latency_at_light
 
     runs, _, why = serving_child.server_search(steep, 4000.0, 8)
     assert len(runs) > 2
+    # ... but not past 16 first runs of LoadGen's time: each halving doubles a run of 500 queries.
+    assert [r.settings["target_qps"] for r in runs] == [2000, 1000, 500, 250]  # 0.25 + 0.5 + 1 + 2 s
+    assert "a run at 125 queries/s would take about 4 s, past 16 x the first run's 0.25 s" in why
 
 
 def test_an_offline_query_that_ended_early_is_asked_again_at_its_own_rate(tmp_path):

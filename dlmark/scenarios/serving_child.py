@@ -46,6 +46,11 @@ CEILING_SHARE = 1.05
 # of 3 x SingleStream's p99 went on to 9.8 queries/s, a 51 s run, with the p99 at 10.5-12.5 ms
 # from 39 queries/s down: its next halving would have run 100 s.)
 LIGHT_LOAD_SHARE = 0.9
+# A p99 that keeps falling as the rate halves, yet stays above the bound, would go on doubling
+# the run's length up to `max_runs` (500 queries from 50/s down to 0.4/s is 21 minutes of
+# runs, past the target's timeout): the descent stops before LoadGen's time would pass this
+# many times the first run's length (its 1 + 2 + 4 + 8 runs fit; one more halving does not).
+DESCENT_FIRST_RUNS = 16
 # Offline's expected rate is a throughput times this: LoadGen sizes its one query as
 # 1.1 x the expected rate x the minimum duration, and a query that ends before the
 # minimum is INVALID. The sweep's throughput sizes the first run; a run that still ended
@@ -95,7 +100,8 @@ def server_search(
 ) -> tuple[list[loadgen.RunResult], int | None, str]:
     """The largest Poisson rate LoadGen judges VALID, bracketed from Offline's throughput.
 
-    Starts at FIRST_SHARE of it and halves while INVALID; once a rate is
+    Starts at FIRST_SHARE of it and halves while INVALID (until the
+    latency is the system's own, or the runs would grow too long); once a rate is
     VALID, tries the geometric middle between it and the lowest INVALID
     rate (or CEILING_SHARE of Offline's while none is), until an INVALID
     rate lies within PROOF_RATIO of a VALID one: that pair is the proof.
@@ -115,7 +121,7 @@ def server_search(
         if lo and hi and hi <= PROOF_RATIO * lo[0] * (1 + 1e-9):
             return runs, lo[1], f"{hi:.4g} queries/s (x{hi / lo[0]:.3f}) was INVALID"
         if lo is None:
-            if floor := _light_load_floor(runs):
+            if floor := _light_load_floor(runs) or _descent_too_long(runs, hi / 2):
                 return runs, None, floor
             rate = hi / 2
         else:
@@ -161,6 +167,23 @@ def direct_timing(size: int, before: list[float], after: list[float]) -> dict[st
         "latency_ms_p90": 1e3 * float(np.percentile(both, 90)),  # as the sweep's rows take it
         "before_samples_per_second": rate(before), "after_samples_per_second": rate(after),
     }
+
+
+def _descent_too_long(runs: list[loadgen.RunResult], rate: float) -> str | None:
+    """Why the next, slower run is not tried: with it, LoadGen's time would pass DESCENT_FIRST_RUNS first runs."""
+    last = runs[-1]
+    # A run lasts its minimum duration or its minimum queries at the rate, whichever is longer:
+    # scaling the last run's length by the rate over-estimates it only where the duration ruled.
+    expected = last.duration_s * last.settings["target_qps"] / rate
+    spent = sum(r.duration_s for r in runs)
+    budget = DESCENT_FIRST_RUNS * runs[0].duration_s
+    if spent + expected <= budget:
+        return None
+    return (
+        f"no rate down to {last.settings['target_qps']:.4g} queries/s was VALID, the p99 still falling; "
+        f"a run at {rate:.4g} queries/s would take about {expected:.3g} s, past {DESCENT_FIRST_RUNS} x the "
+        f"first run's {runs[0].duration_s:.3g} s"
+    )
 
 
 def _light_load_floor(runs: list[loadgen.RunResult]) -> str | None:
