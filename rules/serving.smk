@@ -25,7 +25,7 @@ rule serving_single_stream:
         memory_limit_mb=memory_limit_mb,
         budget=measure_settings,
         noise=noise_settings,
-        serving=serving_settings("min_duration_s", "official_length"),
+        serving=serving_settings("min_duration_s", "official_length", "omp_wait_policy"),
     script:
         "../scripts/serving.py"
 
@@ -56,6 +56,7 @@ rule serving_offline:
         serving=serving_settings(
             "min_duration_s",
             "official_length",
+            "omp_wait_policy",
             "offline_batch_size",
             "max_queue_delay_ms",
             "workers",
@@ -92,6 +93,7 @@ rule serving_server:
         serving=serving_settings(
             "min_duration_s",
             "official_length",
+            "omp_wait_policy",
             "latency_bound_factor",
             "max_batch_size",
             "max_queue_delay_ms",

@@ -24,6 +24,7 @@ common = dict(
     noise=NoisePolicy(**params.noise),
     log_dir=snakemake.output.logs,
     memory_limit_mb=params.memory_limit_mb,
+    omp_wait_policy=settings["omp_wait_policy"],
 )
 delay_s = settings.get("max_queue_delay_ms", 0) / 1e3
 workers = settings.get("workers", 1)

@@ -123,6 +123,7 @@ def test_the_search_stops_halving_once_the_bound_lies_below_the_latency_at_light
     assert len(runs) > 2
     # ... but not past 16 first runs of LoadGen's time: each halving doubles a run of 500 queries.
     assert [r.settings["target_qps"] for r in runs] == [2000, 1000, 500, 250]  # 0.25 + 0.5 + 1 + 2 s
+    assert "no rate down to 250 queries/s was VALID (latency constraint not met)" in why
     assert "a run at 125 queries/s would take about 4 s, past 16 x the first run's 0.25 s" in why
 
 
@@ -219,6 +220,7 @@ def test_offline_is_sized_from_the_fastest_trusted_row_and_server_bound_follows_
          "latency_bound_ms: 'mobilenet0.25' is not in serving.models"),
         ({"scenarios": ["MultiStream"]}, "serving.scenarios[0]"),
         ({"latency_bound_factor": 1}, "serving.latency_bound_factor"),
+        ({"omp_wait_policy": "spin"}, "serving.omp_wait_policy"),
     ],
 )
 def test_a_wrong_serving_block_is_refused_with_its_fix(serving_block, message):

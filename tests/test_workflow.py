@@ -169,6 +169,7 @@ def test_serving_scenarios_are_judged_by_loadgen_with_its_logs_kept(workdir):
         served = rows.loc[scenario]
         assert served["direct_samples_per_second"] > 0 and abs(served["loop_overhead_pct"]) < 50
     assert pd.isna(rows.loc["Server", "loop_overhead_pct"])
+    assert (rows["omp_wait_policy"] == "ACTIVE").all()  # the config's default, as each serving process saw it
     server = rows.loc["Server"]
     assert server["loadgen_result"] == "VALID" and server["latency_ms_p99"] <= server["latency_bound_ms"]
     assert server["loadgen_runs"] <= 6

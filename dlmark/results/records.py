@@ -359,6 +359,7 @@ class ServingRecord(Record):
     search: str | None = col()  # Server: why the search stopped; Offline: why it was asked twice
     reasons: str | None = col()  # why LoadGen said INVALID, in its words
     threads: int | None = col()
+    omp_wait_policy: str | None = col()  # OMP_WAIT_POLICY as the serving process ran with it
     disturbance: str | None = col()  # why the row is noisy
     error: str | None = col()
     runs: list = extra(list)

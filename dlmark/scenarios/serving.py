@@ -38,7 +38,7 @@ def record(spec: ServingSpec, **fields: Any) -> ServingRecord:
     return ServingRecord(
         **header(spec, spec.machine), scenario=spec.scenario, threads=spec.threads,
         official_length=spec.official_length, latency_bound_ms=spec.latency_bound_ms, settings=_settings(spec),
-        **{**batcher, **fields},
+        **{"omp_wait_policy": spec.omp_wait_policy, **batcher, **fields},
     )
 
 
@@ -148,6 +148,7 @@ def _measure_once(spec: ServingSpec, target: Callable[[ServingSpec], dict[str, A
         reasons="; ".join(reported["reasons"]) or None,
         disturbance=disturbed or None,
         runs=runs,
+        omp_wait_policy=value.get("omp_wait_policy"),  # what the process ran with, set or inherited
     )
     log_progress(f"{spec.model} {spec.scenario}: {status}, {fields['qps'] or 0:.4g} queries/s")
     return record(spec, **fields)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,7 @@ class ServingSpec(Measured):
     latency_bound_ms: float | None = None  # Server
     expected_latency_ms: float | None = None  # SingleStream
     max_runs: int = 8  # Server's search
+    omp_wait_policy: str | None = None  # OMP_WAIT_POLICY in the serving process; None: the environment's
 
 
 def run_settings(spec: ServingSpec, **given: Any) -> loadgen.RunSettings:
@@ -179,8 +181,9 @@ def _descent_too_long(runs: list[loadgen.RunResult], rate: float) -> str | None:
     budget = DESCENT_FIRST_RUNS * runs[0].duration_s
     if spent + expected <= budget:
         return None
+    why = "; ".join(reason.split(":")[0] for reason in last.reasons) or "INVALID"  # LoadGen's, first clause
     return (
-        f"no rate down to {last.settings['target_qps']:.4g} queries/s was VALID, the p99 still falling; "
+        f"no rate down to {last.settings['target_qps']:.4g} queries/s was VALID ({why}); "
         f"a run at {rate:.4g} queries/s would take about {expected:.3g} s, past {DESCENT_FIRST_RUNS} x the "
         f"first run's {runs[0].duration_s:.3g} s"
     )
@@ -204,6 +207,8 @@ def _light_load_floor(runs: list[loadgen.RunResult]) -> str | None:
 
 def serve(spec: ServingSpec) -> dict[str, Any]:
     """Build the model, warm every batch size, then run the scenario through LoadGen (child side)."""
+    if spec.omp_wait_policy:  # read once, when the framework's OpenMP starts: before `runtimes.get`
+        os.environ["OMP_WAIT_POLICY"] = spec.omp_wait_policy
     limit_threads(spec.threads)
     began = time.monotonic()
     sizes = spec.batcher.padded_sizes()
@@ -213,7 +218,8 @@ def serve(spec: ServingSpec) -> dict[str, Any]:
     calls = backend.batch_calls(variants.variant_of(spec), sizes, spec.device)
     for call in calls.values():
         timing.warm_up(call, spec.budget)
-    return dict(run_scenario(spec, calls), process_seconds=time.monotonic() - began)
+    return dict(run_scenario(spec, calls), process_seconds=time.monotonic() - began,
+                omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
 
 
 def run_scenario(spec: ServingSpec, calls: dict[int, Callable[[], None]]) -> dict[str, Any]:
