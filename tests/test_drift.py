@@ -33,6 +33,21 @@ def test_the_canary_measures_a_bandwidth():
     assert 0 < drift.memory_bandwidth_gbs(0.02) < 10_000
 
 
+def test_the_core_canary_runs_one_blas_thread_and_gives_the_threads_back():
+    from threadpoolctl import threadpool_info
+
+    before = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    assert 0 < drift.compute_gflops(0.02) < 10_000  # one core: far below any machine's all-core peak
+    assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == before
+
+
+def test_a_machines_level_of_a_canary_a_table_lacks_is_unknown():
+    frame = rows("vm", "cpu", [40.0] * 8)
+    assert drift.machine_level(frame) == 40.0
+    assert drift.machine_level(frame.drop(columns=["compute_gflops"]), drift.COMPUTE) is None
+    assert drift.machine_level(frame, drift.COMPUTE) is None  # the column there, every reading empty
+
+
 def test_cpu_intervals_widen_by_the_spread_of_the_canary():
     # Bandwidths 0.96..1.04 of 40 GB/s: a robust spread the test computes by hand.
     factors = [0.96, 0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03, 1.04]

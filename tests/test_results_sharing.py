@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -174,7 +175,7 @@ def test_compare_tells_a_slower_machine_from_slower_code(run, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
     assert "0 changed" in done.stdout
-    assert "memory bandwidth (its drift canary) was 40.0% lower in NEW on ci" in done.stdout
+    assert "memory bandwidth was 40.0% lower in NEW on ci" in done.stdout
     code = slower.copy()
     for column in ("throughput", "throughput_ci95_low", "throughput_ci95_high"):
         code.loc[0, column] *= 0.5  # 70% slower in all, against the machine's 40%
@@ -183,3 +184,31 @@ def test_compare_tells_a_slower_machine_from_slower_code(run, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stdout.count("SLOWER") == 1 and "(-70.0%)" in done.stdout
+
+
+def test_compare_follows_the_cores_when_memory_stays_put(run, tmp_path):
+    """Every row 60% faster while the copy canary read the same and the core canary 60% higher (a VM's
+    cores sped up, its memory did not): the machine, nothing flagged. A row slowed 30% on that machine
+    is flagged: the band spans no change to the shifts, and a slowdown lies outside it."""
+    old = with_intervals(run / "results/throughput.csv", tmp_path / "old.csv")
+    assert pd.read_csv(old)["compute_gflops"].notna().all()  # every CPU row carries the core canary
+    faster = pd.read_csv(scaled(old, tmp_path / "fast.csv", 1.6))
+    faster["compute_gflops"] *= 1.6
+    faster.to_csv(tmp_path / "cores.csv", index=False)
+    done = subprocess.run([str(DLMARK), "compare", str(old), str(tmp_path / "cores.csv")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "0 changed" in done.stdout, done.stdout
+    assert "core speed (a cache-resident matrix product) was 60.0% higher in NEW on ci" in done.stdout
+    assert "memory bandwidth was" not in done.stdout
+    scaled(old, tmp_path / "fast2.csv", 1.6)
+    done = subprocess.run([str(DLMARK), "compare", str(old), str(tmp_path / "fast2.csv")],
+                          capture_output=True, text=True)
+    compared = int(re.search(r"compared (\d+) rows", done.stdout).group(1))
+    assert compared > 0 and done.stdout.count("faster") == compared, done.stdout  # no canary moved: all flagged
+    code = faster.copy()
+    for column in ("throughput", "throughput_ci95_low", "throughput_ci95_high"):
+        code.loc[0, column] *= 0.7 / 1.6
+    code.to_csv(tmp_path / "code.csv", index=False)
+    done = subprocess.run([str(DLMARK), "compare", str(old), str(tmp_path / "code.csv")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout.count("SLOWER") == 1 and "(-30.0%)" in done.stdout, done.stdout

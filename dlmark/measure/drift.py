@@ -15,6 +15,15 @@ widens each row's interval by it when the table is made: the interval then
 says what measuring again at another time would give, not only what the
 processes of one moment agreed on. The raw files keep the processes'
 interval; `machine_speed` shows where in the drift each row was measured.
+
+Beside it the parent times a second canary, of the core rather than of
+memory: a matrix product small enough to stay in cache, on one thread. A
+machine can get faster or slower in its cores while its memory bandwidth
+stays put (a 2-core AMD VM whose copy canary read 47.7% higher four hours
+later ran compute-bound models 54 to 90% faster: docs/validation.md), so
+`dlmark compare` judges a row's change against both canaries' shifts.
+Within a run, rows are marked by the memory canary only: its threshold is
+the one chosen from measured runs.
 """
 
 from __future__ import annotations
@@ -36,6 +45,11 @@ CANARY_MB = 64  # larger than the last-level cache of the CPUs this runs on
 # machine (chosen from five default runs: docs/validation.md).
 SLOW_MACHINE = 0.85
 CANARY_SECONDS = 0.1
+COMPUTE_N = 128  # three 64 KiB matrices: in any core's L2, so the product times the core, not memory
+# The two canaries' columns in the records.
+BANDWIDTH = "memory_bandwidth_gbs"
+COMPUTE = "compute_gflops"
+CANARIES = {BANDWIDTH: "memory bandwidth", COMPUTE: "core speed (a cache-resident matrix product)"}
 MIN_ROWS = 8  # fewer rows on a machine give no estimate of its drift
 Z95 = 1.959964
 
@@ -61,24 +75,56 @@ def memory_bandwidth_gbs(seconds: float = CANARY_SECONDS) -> float:
     return float(np.median(rates))
 
 
+@functools.cache
+def _matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = np.random.default_rng(0).random((COMPUTE_N, COMPUTE_N), dtype=np.float32)
+    return a, a.T.copy(), np.empty_like(a)
+
+
+def compute_gflops(seconds: float = CANARY_SECONDS) -> float:
+    """Matrix-product rate (GFLOP/s) of one core on cache-resident float32, median over `seconds`.
+
+    One BLAS thread: by default the library splits a product over threads by
+    its size and the core count, and waking them costs more than a small
+    product (on a 2-core AMD VM a 64-wide one read 28 GFLOP/s on the default
+    threads against 41 on one). One thread times a core the same way on
+    every machine and every run.
+    """
+    from threadpoolctl import threadpool_limits  # here: GPU nodes never time this canary
+
+    a, b, out = _matrices()
+    rates = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        started = time.perf_counter()
+        while len(rates) < 3 or time.perf_counter() - started < seconds:
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            rates.append(2 * COMPUTE_N**3 / (time.perf_counter() - t0) / 1e9)
+    return float(np.median(rates))
+
+
 def median_bandwidth(readings: list[float | None]) -> float | None:
     """A row's canary: the median of its processes' readings (none on a GPU)."""
     values = [r for r in readings if r is not None]
     return float(np.median(values)) if values else None
 
 
-def job_readings(rows: "pd.DataFrame") -> "pd.Series":
+def job_readings(rows: "pd.DataFrame", column: str = BANDWIDTH) -> "pd.Series":
     """The canary once per timing job: a job's rows share its processes' readings (one model's
     points are timed together), so counted per row, one model with many variants and batches
     would outvote the rest, and where the canary swings from job to job, its reading would
     decide which models look slowed (docs/validation.md has the run where it did)."""
-    readings = rows.dropna(subset=["memory_bandwidth_gbs"])
-    return readings.drop_duplicates(["model", "memory_bandwidth_gbs"])["memory_bandwidth_gbs"].astype(float)
+    if column not in rows:  # a table from before that canary
+        import pandas as pd
+
+        return pd.Series(dtype=float)
+    readings = rows.dropna(subset=[column])
+    return readings.drop_duplicates(["model", column])[column].astype(float)
 
 
-def machine_level(rows: "pd.DataFrame") -> float | None:
-    """A machine's typical canary: the median over its timing jobs (`job_readings`)."""
-    readings = job_readings(rows)
+def machine_level(rows: "pd.DataFrame", column: str = BANDWIDTH) -> float | None:
+    """A machine's typical canary (either one, by column): the median over its timing jobs."""
+    readings = job_readings(rows, column)
     return float(readings.median()) if len(readings) else None
 
 

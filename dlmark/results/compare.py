@@ -7,11 +7,13 @@ relative change must pass a threshold.
 
 A machine can also change between runs: a shared VM's host gets busier,
 and every row slows, code unchanged. Each CPU row carries the drift
-canary's memory bandwidth (`dlmark.measure.drift`), so the two runs' canary levels
-tell how the machine itself moved. A row's change is then judged against
-the band between no change and the machine's shift: a row slowed by no
-more than the machine (plus the threshold) is the machine's doing, and is
-not flagged; one slowed beyond it is.
+canaries' readings (`dlmark.measure.drift`): memory bandwidth, and a core's
+speed at a cache-resident matrix product. The two runs' canary levels tell
+how the machine itself moved, in memory and in compute, which need not
+move alike. A row's change is then judged against the band from no change
+to the machine's shifts: a row slowed by no more than the machine (plus
+the threshold) is the machine's doing, and is not flagged; one slowed
+beyond it is.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from dlmark.results.status import NOISY, TRUSTED
 KEYS = ["machine", "device", "runtime", "precision", "model", "batch_size"]
 
 
-def machine_shift(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, float]:
-    """Per machine label, the relative change of its canary level (`drift.machine_level`) from old to new."""
+def machine_shift(old: pd.DataFrame, new: pd.DataFrame, canary: str = drift.BANDWIDTH) -> dict[str, float]:
+    """Per machine label, the relative change of one canary's level (`drift.machine_level`) from old to new.
+
+    A machine missing from the result had no reading of that canary in one of the runs.
+    """
     shifts = {}
     for machine in sorted(set(old["machine"]) & set(new["machine"])):
         levels = [
-            drift.machine_level(frame[(frame["machine"] == machine) & (frame["device"] == "cpu")])
+            drift.machine_level(frame[(frame["machine"] == machine) & (frame["device"] == "cpu")], canary)
             for frame in (old, new)
         ]
         if levels[0] and levels[1]:
@@ -42,9 +47,23 @@ def machine_shift(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, float]:
     return shifts
 
 
-def beyond_shift(relative: float, shift: float, threshold: float) -> bool:
-    """Whether a row's relative change lies more than `threshold` outside [no change, the machine's shift]."""
-    low, high = min(0.0, shift), max(0.0, shift)
+def machine_shifts(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per machine label, each canary's shift that both runs read (`drift.CANARIES`)."""
+    shifts: dict[str, dict[str, float]] = {}
+    for canary in drift.CANARIES:
+        for machine, shift in machine_shift(old, new, canary).items():
+            shifts.setdefault(machine, {})[canary] = shift
+    return shifts
+
+
+def beyond_shift(relative: float, shifts: float | list[float], threshold: float) -> bool:
+    """Whether a row's relative change lies more than `threshold` outside [no change, the machine's shifts].
+
+    With both canaries, the band spans both: a compute-bound model follows
+    the cores, a memory-bound one the memory, and a row's bound is not known.
+    """
+    values = [shifts] if isinstance(shifts, float | int) else list(shifts)
+    low, high = min([0.0, *values]), max([0.0, *values])
     return relative < low - threshold or relative > high + threshold
 
 
@@ -90,7 +109,7 @@ def compare(
     Only trusted rows compare: a `noisy` row was measured on a busy or slowed machine,
     and a change it shows may be the neighbour's.
     """
-    shifts = machine_shift(old, new)
+    shifts = machine_shifts(old, new)
     both = old.merge(new, on=KEYS, suffixes=("_old", "_new"))
     noisy = int(((both["status_old"] == NOISY) | (both["status_new"] == NOISY)).sum())
     both = both[both["status_old"].isin(TRUSTED) & both["status_new"].isin(TRUSTED)]
@@ -98,7 +117,7 @@ def compare(
     both = both.assign(apart=intervals_apart(both, "_old", "_new"))
     for _, row in both.iterrows():
         relative = row["throughput_new"] / row["throughput_old"] - 1.0
-        shift = shifts.get(row["machine"], 0.0) if row["device"] == "cpu" else 0.0
+        shift = list(shifts.get(row["machine"], {}).values()) if row["device"] == "cpu" else []
         if row["apart"] and beyond_shift(relative, shift, threshold):
             changes.append(
                 Change(
@@ -148,14 +167,19 @@ def drift_note(old: pd.DataFrame, new: pd.DataFrame) -> str | None:
 
 
 def shift_note(old: pd.DataFrame, new: pd.DataFrame) -> str | None:
-    """What the machine itself did between the runs, by its canary."""
-    lines = [
-        f"  the machine's memory bandwidth (its drift canary) was {abs(shift):.1%} "
-        f"{'lower' if shift < 0 else 'higher'} in NEW on {machine}: a CPU row's change is judged against "
-        "that shift, and one within it (and the threshold) is not flagged"
-        for machine, shift in machine_shift(old, new).items()
-        if abs(shift) >= 0.01
-    ]
+    """What the machine itself did between the runs, by its canaries."""
+    lines = []
+    for machine, shifts in machine_shifts(old, new).items():
+        moved = [
+            f"{drift.CANARIES[canary]} was {abs(shift):.1%} {'lower' if shift < 0 else 'higher'}"
+            for canary, shift in shifts.items()
+            if abs(shift) >= 0.01
+        ]
+        if moved:
+            lines.append(
+                f"  the machine's {' and its '.join(moved)} in NEW on {machine} (its drift canaries): a CPU "
+                "row's change is judged against that shift, and one within it (and the threshold) is not flagged"
+            )
     return "\n".join(lines) or None
 
 

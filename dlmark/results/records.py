@@ -176,6 +176,8 @@ class ProcessResult:
     generation: int  # which of the job's timing processes it was
     began_at: float  # Unix time
     process_seconds: float  # from its start to its answer
+    # The core-speed canary timed beside the memory one (CPU; absent in files from before it).
+    compute_gflops: float | None = None
     # The device's energy counter over this point's timed blocks (dlmark.measure.energy), where it has one.
     energy_j: float | None = None
     energy_seconds: float | None = None
@@ -236,6 +238,7 @@ class ThroughputRecord(Record):
     # The machine's own drift (dlmark.measure.drift): the canary before each process, its median here;
     # speed and drift are filled when the table is made, from all rows of the machine.
     memory_bandwidth_gbs: float | None = col()
+    compute_gflops: float | None = col()  # the core-speed canary beside it, its median; `compare` reads both
     machine_speed: float | None = col()  # this row's canary / the machine's median
     machine_drift: float | None = col()  # the canary's relative spread over the machine's rows
     remeasured: int = col(0)  # processes discarded as disturbed and measured again

@@ -218,9 +218,11 @@ def run_rounds(
         with launchers.Forker(preload, job) as forker:
             while _due(live, len(live[0].kept)):
                 generation = len(live[0].kept)
-                # The CPU's drift canary, here and not in the child (its buffers would count there).
-                canary = None if on_gpu(first) else drift.memory_bandwidth_gbs()
-                one = RoundsJob(job.specs, rng.randrange(2**32), session, generation, canary)
+                # The CPU's drift canaries, here and not in the child (their buffers would count there).
+                cpu = not on_gpu(first)
+                bandwidth = drift.memory_bandwidth_gbs() if cpu else None
+                gflops = drift.compute_gflops() if cpu else None
+                one = RoundsJob(job.specs, rng.randrange(2**32), session, generation, bandwidth, gflops)
                 outcome = forker.run(target, one, memory_limit_mb=limit)
                 if outcome.value is None:
                     log_progress(f"{first.model}: timing process {generation + 1}: {outcome.status}: {outcome.error}")
@@ -319,6 +321,7 @@ def _measured(point: Point, fields: dict[str, Any]) -> ThroughputRecord:
         gflops_per_image=models.gflops_per_image(spec.model),
         cpu_share=min(w["cpu_share"] for w in watched),
         memory_bandwidth_gbs=drift.median_bandwidth([r.memory_bandwidth_gbs for r in kept]),
+        compute_gflops=drift.median_bandwidth([r.compute_gflops for r in kept]),
         interference=max(shares) if shares else None,
         **spent,
         **asdict(combined),

@@ -48,7 +48,7 @@ class RoundsJob:
     """What one timing process does: every point of a model on a device, in rounds from `seed`.
 
     `session` and `generation` name the process in its results; `canary_gbs`
-    is the drift canary its parent timed just before it.
+    and `canary_gflops` are the drift canaries its parent timed just before it.
     """
 
     specs: tuple[ThroughputSpec, ...]
@@ -56,6 +56,7 @@ class RoundsJob:
     session: str = ""
     generation: int = 0
     canary_gbs: float | None = None
+    canary_gflops: float | None = None
 
 
 def preload(job: RoundsJob) -> None:
@@ -124,7 +125,8 @@ def measure_rounds(job: RoundsJob) -> dict[str, Any]:
                 blocks[i].append(timed(i))
     log_progress(f"timed {len(calls)} point(s) in {max(len(b) for b in blocks)} rounds")
     facts = dict(
-        interference=watch.result.to_dict(), memory_bandwidth_gbs=job.canary_gbs, process_peak_mb=memory.own_peak_mb(),
+        interference=watch.result.to_dict(), memory_bandwidth_gbs=job.canary_gbs, compute_gflops=job.canary_gflops,
+        process_peak_mb=memory.own_peak_mb(),
         launcher="forked", session=job.session, generation=job.generation, began_at=began_at,
         process_seconds=time.monotonic() - began,
     )
