@@ -22,8 +22,11 @@ machine can get faster or slower in its cores while its memory bandwidth
 stays put (a 2-core AMD VM whose copy canary read 47.7% higher four hours
 later ran compute-bound models 54 to 90% faster: docs/validation.md), so
 `dlmark compare` judges a row's change against both canaries' shifts.
-Within a run, rows are marked by the memory canary only: its threshold is
-the one chosen from measured runs.
+Within a run, a timing job whose core canary read below SLOW_MACHINE of
+the machine's level makes its rows noisy as the memory canary's does: on
+that AMD VM, the five of 43 jobs that read 0.74 to 0.84 all ran slower
+than the same model's median over ten runs (4.9 to 18.7%), while their
+memory canary read normal.
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CANARY_MB = 64  # larger than the last-level cache of the CPUs this runs on
-# A row whose canary read below this share of its machine's median was measured on a slowed
-# machine (chosen from five default runs: docs/validation.md).
+# A row whose canary (either one) read below this share of its machine's median was measured on
+# a slowed machine (chosen from five default runs for the copy canary, checked on 43 timing jobs
+# for the core canary: docs/validation.md).
 SLOW_MACHINE = 0.85
 CANARY_SECONDS = 0.1
 COMPUTE_N = 128  # three 64 KiB matrices: in any core's L2, so the product times the core, not memory
@@ -51,6 +55,7 @@ BANDWIDTH = "memory_bandwidth_gbs"
 COMPUTE = "compute_gflops"
 CANARIES = {BANDWIDTH: "memory bandwidth", COMPUTE: "core speed (a cache-resident matrix product)"}
 MIN_ROWS = 8  # fewer rows on a machine give no estimate of its drift
+MIN_JOBS = 3  # fewer timing jobs give no level of the core canary to judge one of them against
 Z95 = 1.959964
 
 
@@ -145,36 +150,50 @@ def with_machine_drift(frame: "pd.DataFrame") -> "pd.DataFrame":
     machine's level (`machine_level`, the median over its timing jobs),
     machine_drift the canary's relative spread over its rows. Each side of
     the interval becomes sqrt(side^2 + (1.96 * drift)^2), relative to the
-    throughput; an open side stays open. An ok row measured while the
-    canary read below SLOW_MACHINE of that level becomes noisy: the machine
-    was slowed in a way its CPU counters do not show. GPU rows are left as
-    measured: the canary is the host's memory, not the GPU's.
+    throughput; an open side stays open. An ok row measured while either
+    canary read below SLOW_MACHINE of its level (the core canary's once the
+    machine has MIN_JOBS timing jobs) becomes noisy: the machine was slowed
+    in a way its CPU counters do not show. GPU rows are left as measured:
+    the canaries time the host, not the GPU.
     """
     frame = frame.copy()
     for column in ("machine_speed", "machine_drift"):
         frame[column] = frame[column].astype(float)
     for _, rows in frame[frame["device"] == "cpu"].groupby("machine"):
-        estimate = drift_of(rows["memory_bandwidth_gbs"])
-        if estimate is None:
-            continue
-        sigma = estimate[1]
-        jobs = job_readings(rows)  # never empty here: drift_of found readings
-        median = float(jobs.median())
-        index = rows.index
-        frame.loc[index, "machine_speed"] = rows["memory_bandwidth_gbs"].astype(float) / median
-        frame.loc[index, "machine_drift"] = sigma
-        throughput = rows["throughput"].astype(float)
-        low = (1 - rows["throughput_ci95_low"].astype(float) / throughput).clip(lower=0)
-        high = (rows["throughput_ci95_high"].astype(float) / throughput - 1).clip(lower=0)
-        extra = (Z95 * sigma) ** 2
-        frame.loc[index, "throughput_ci95_low"] = throughput * (1 - np.sqrt(low**2 + extra)).clip(lower=0)
-        frame.loc[index, "throughput_ci95_high"] = throughput * (1 + np.sqrt(high**2 + extra))
-        speed = frame.loc[index, "machine_speed"]
-        slowed = index[(frame.loc[index, "status"] == OK).to_numpy() & (speed < SLOW_MACHINE).to_numpy()]
-        frame.loc[slowed, "status"] = NOISY
-        frame.loc[slowed, "disturbance"] = [
-            f"measured while the machine's memory bandwidth was {speed[i]:.2f} of its median over "
-            f"{len(jobs)} timing jobs (slowed from outside, e.g. by the host's other tenants)"
-            for i in slowed
-        ]
+        if (estimate := drift_of(rows[BANDWIDTH])) is not None:
+            _widen_and_mark(frame, rows, estimate[1])
+        cores = job_readings(rows, COMPUTE)
+        if len(cores) >= MIN_JOBS:
+            speed = rows[COMPUTE].astype(float) / float(cores.median())
+            _mark_slowed(frame, rows.index, speed, "cores ran at {:.2f} of their", len(cores))
     return frame
+
+
+def _widen_and_mark(frame: "pd.DataFrame", rows: "pd.DataFrame", sigma: float) -> None:
+    """One machine's rows: machine_speed and machine_drift from the copy canary, intervals widened, slowed rows marked."""
+    jobs = job_readings(rows)  # never empty here: drift_of found readings
+    index = rows.index
+    frame.loc[index, "machine_speed"] = rows[BANDWIDTH].astype(float) / float(jobs.median())
+    frame.loc[index, "machine_drift"] = sigma
+    throughput = rows["throughput"].astype(float)
+    low = (1 - rows["throughput_ci95_low"].astype(float) / throughput).clip(lower=0)
+    high = (rows["throughput_ci95_high"].astype(float) / throughput - 1).clip(lower=0)
+    extra = (Z95 * sigma) ** 2
+    frame.loc[index, "throughput_ci95_low"] = throughput * (1 - np.sqrt(low**2 + extra)).clip(lower=0)
+    frame.loc[index, "throughput_ci95_high"] = throughput * (1 + np.sqrt(high**2 + extra))
+    _mark_slowed(frame, index, frame.loc[index, "machine_speed"], "memory bandwidth was {:.2f} of its", len(jobs))
+
+
+def _mark_slowed(frame: "pd.DataFrame", index: "pd.Index", speed: "pd.Series", said: str, jobs: int) -> None:
+    """Make noisy the ok rows of `index` whose canary (`speed`, over its level) read below SLOW_MACHINE.
+
+    `said` words the reading, "memory bandwidth was {:.2f} of its": the
+    disturbance names the canary that saw it.
+    """
+    slowed = index[(frame.loc[index, "status"] == OK).to_numpy() & (speed < SLOW_MACHINE).to_numpy()]
+    frame.loc[slowed, "status"] = NOISY
+    frame.loc[slowed, "disturbance"] = [
+        f"measured while the machine's {said.format(speed[i])} median over {jobs} timing jobs "
+        f"(slowed from outside, e.g. by the host's other tenants)"
+        for i in slowed
+    ]
