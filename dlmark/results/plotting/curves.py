@@ -83,7 +83,7 @@ def _throughput_panel(ax: plt.Axes, rows: pd.DataFrame, palette: dict[str, Any])
             edgecolors=palette[label],
             linewidths=1.5,
             zorder=4,
-            label="noisy: machine busy, not trusted (hollow)",
+            label="noisy: machine busy or slowed, not trusted (hollow)",
         )
     failed = rows[~rows["status"].isin([OK, NOISY])]
     if not failed.empty:
