@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         "compare",
         help="throughput/latency changes between two runs; exit 1 if anything got slower",
         description="Compare two results folders (or throughput.csv files). A row counts as "
-        "changed when the runs' 95%% confidence intervals do not overlap and the change is at "
+        "changed when the change lies outside its own 95% interval (both rows' intervals combined), "
+        "beyond what the drift canaries say the machine and the row's timing job shifted, by at "
         "least --threshold. Exit status: 0 no regression, 1 a regression, 2 nothing comparable.",
     )
     cmp.add_argument("old")
