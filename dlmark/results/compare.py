@@ -153,6 +153,8 @@ def compare(
     """Changes beyond the interval of the change, the machine's and the job's shifts and `threshold`;
     the rows compared; the noisy rows left out.
 
+    `apart` and `by_job` let benchmarks/compare_power.py measure the rules
+    this one replaced: `intervals_apart`, and the machine's shift alone.
     Only trusted rows compare: a `noisy` row was measured on a busy or slowed machine,
     and a change it shows may be the neighbour's.
     """
