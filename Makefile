@@ -120,7 +120,8 @@ bench-repeat: $(STAMP)
 	sync; if echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then echo "page cache dropped"; else echo "page cache kept (drop_caches needs root)"; fi
 	bash benchmarks/overhead.sh bench/repeat-b
 	$(BIN)/python benchmarks/repeatability.py bench/repeat-a/results/throughput.csv bench/repeat-b/results/throughput.csv
-	$(BIN)/dlmark compare bench/repeat-a/results bench/repeat-b/results
+	@# compare exits 1 when it flags a slower row: here that is a finding to read, not a failed benchmark.
+	$(BIN)/dlmark compare bench/repeat-a/results bench/repeat-b/results || [ $$? -eq 1 ]
 
 # The default run with one CPU-bound process through its first half, against
 # a quiet run made right before it: one an hour old carries the VM's own
