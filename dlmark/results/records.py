@@ -354,7 +354,7 @@ class ServingRecord(Record):
     duration_s: float | None = col()
     queries: int | None = col()
     official_length: bool = col(False)
-    loadgen_runs: int = col(0)  # LoadGen runs behind the row (Server: its search; Offline: 1 or 2)
+    loadgen_runs: int = col(0)  # LoadGen runs behind the row (Server: its search; Offline: 1 to 3)
     direct_samples_per_second: float | None = col()  # Offline, SingleStream: the call timed bare beside the run
     direct_latency_ms_p90: float | None = col()
     loop_overhead_pct: float | None = col()  # what the serving loop cost against that bare call
