@@ -61,12 +61,12 @@ def main(folders: list[str]) -> None:
         for old, new in pairs:
             changes, rows, _ = compare.compare(old, new, **rule)
             flagged, compared = flagged + len(changes), compared + rows
-            for by, model in itertools.product(SLOWDOWNS, sorted(set(old["model"]) & set(new["model"]))):
+            both = new.merge(old, on=compare.KEYS, suffixes=("", "_old"))
+            trusted = both[both["status"].isin(compare.TRUSTED) & both["status_old"].isin(compare.TRUSTED)]
+            for by, (model, rows) in itertools.product(SLOWDOWNS, trusted.groupby("model")):
                 changes, _, _ = compare.compare(old, slowed(new, model, by), **rule)
-                trusted = new[(new["model"] == model)].merge(old, on=compare.KEYS, suffixes=("", "_old"))
-                trusted = trusted[trusted["status"].isin(compare.TRUSTED) & trusted["status_old"].isin(compare.TRUSTED)]
                 caught[by][0] += sum(c.regression and c.key[4] == model for c in changes)
-                caught[by][1] += len(trusted)
+                caught[by][1] += len(rows)
         said = ", ".join(f"{by:.0%} slower: {n}/{of} ({n / of:.0%})" for by, (n, of) in caught.items())
         print(f"{name}\n  false flags {flagged}/{compared} ({flagged / compared:.1%}); caught {said}")
 
