@@ -25,6 +25,25 @@ def test_environment_yml_pins_equal_requirements_txt():
     assert "python=3.11" in env["dependencies"]
 
 
+def test_the_venv_holds_the_pins_with_or_without_torch():
+    """What runs is what is pinned, after `make test` installed torch as before it.
+
+    torch's install may upgrade a shared dependency; one that mxnet imports
+    (setuptools, through distutils) moved every MXNet point's memory by 7.3 MiB.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    wrong = {}
+    for pin in map(Requirement, pins_from_requirements()):
+        try:
+            installed = version(pin.name)
+        except PackageNotFoundError:
+            installed = None
+        if installed is None or not pin.specifier.contains(installed):
+            wrong[pin.name] = (str(pin.specifier), installed)
+    assert not wrong, f"installed against pinned: {wrong}; run `make env` again"
+
+
 def test_pins_satisfy_the_packages_declared_ranges():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pinned = {Requirement(p).name.lower(): Requirement(p) for p in pins_from_requirements() | optional_pins()}
