@@ -271,3 +271,27 @@ def test_an_interval_without_upper_bound_is_an_arrow_to_the_edge():
     arrows = [t for t in fig.axes[0].texts if getattr(t, "arrow_patch", None) is not None and not t.get_text()]
     assert len(arrows) == 1
     assert fig.axes[0].get_xscale() == "log"
+
+
+def test_a_run_invalid_only_for_early_stopping_is_drawn_apart_from_one_over_the_bound():
+    """Both are INVALID; one had its p99 within the bound, and must not read as a latency over it."""
+    common = dict(machine="m", device="cpu", runtime="mxnet", precision="float32", model="mobilenet1.0",
+                  latency_bound_ms=70.0, sustained_qps=30.0)
+    runs = pd.DataFrame([
+        dict(common, offered_qps=30.0, latency_ms_p50=15.0, latency_ms_p99=50.0, validity="VALID", latency_met=True),
+        dict(common, offered_qps=33.0, latency_ms_p50=16.0, latency_ms_p99=48.0, validity="INVALID", latency_met=True),
+        dict(common, offered_qps=55.0, latency_ms_p50=21.0, latency_ms_p99=80.0, validity="INVALID",
+             latency_met=False),
+    ])
+    table = pd.DataFrame([dict(common, scenario="Offline", status="ok", qps=110.0, device_name="CPU")])
+    fig = plotting.latency_vs_load(runs, table)
+    ax = fig.axes[0]
+    hollow = {}
+    for collection in ax.collections:
+        offsets = [tuple(xy) for xy in collection.get_offsets()]
+        if offsets and collection.get_facecolor()[0][:3].tolist() == [1.0, 1.0, 1.0]:
+            hollow[collection.get_paths()[0].vertices.shape[0]] = offsets
+    assert sorted(hollow.values()) == [[(33.0, 48.0)], [(55.0, 80.0)]]  # two markers, one run each
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "INVALID: p99 over the bound" in labels
+    assert any(label.startswith("INVALID: too few queries") for label in labels)

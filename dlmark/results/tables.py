@@ -179,12 +179,14 @@ def serving_runs(paths: Iterable[str | Path]) -> "pd.DataFrame":
                 "latency_ms_p50": run["latency_ms"].get("p50"),
                 "latency_ms_p99": run["latency_ms"].get("p99"),
                 "validity": run["validity"],
+                # INVALID for its latency, or only because early stopping could not yet vouch for it
+                "latency_met": not any(r.startswith("latency constraint not met") for r in run.get("reasons") or []),
                 "latency_bound_ms": record["latency_bound_ms"],
                 "sustained_qps": record["qps"] if record["status"] in TRUSTED else None,
             })
     return pd.DataFrame(rows, columns=[
         "machine", "device", "runtime", "precision", "model", "offered_qps", "latency_ms_p50", "latency_ms_p99",
-        "validity", "latency_bound_ms", "sustained_qps",
+        "validity", "latency_met", "latency_bound_ms", "sustained_qps",
     ])
 
 

@@ -39,11 +39,13 @@ def latency_vs_load(runs: pd.DataFrame, table: pd.DataFrame) -> Figure:
         plt.Line2D([], [], color="black", marker="o"),
         plt.Line2D([], [], color="black", linestyle="--", marker="."),
         plt.Line2D([], [], color="black", marker="o", markerfacecolor="white", linestyle=""),
+        plt.Line2D([], [], color="black", marker="s", markerfacecolor="white", linestyle=""),
         plt.Line2D([], [], color="black", linestyle=":"),
         plt.Line2D([], [], color="black", marker="*", markersize=12, linestyle=""),
         plt.Line2D([], [], color="grey", linestyle="-.", linewidth=1),
     ]
-    labels = [*series, "p99 latency", "p50 latency", "run LoadGen judged INVALID", "p99 bound",
+    labels = [*series, "p99 latency", "p50 latency", "INVALID: p99 over the bound",
+              "INVALID: too few queries to vouch for the p99 (early stopping)", "p99 bound",
               "sustained rate (largest VALID)", "Offline throughput"]
     style.legend_below(fig, handles, labels)
     fig.suptitle(f"Serving (MLPerf LoadGen, Server scenario): latency vs load\n{style.where(table)}",
@@ -61,8 +63,13 @@ def _panel(ax: plt.Axes, runs: pd.DataFrame, rows: pd.DataFrame, palette: dict) 
         ax.plot(part["offered_qps"], part["latency_ms_p50"], color=color, linestyle="--", marker=".", alpha=0.8)
         valid = part["validity"] == "VALID"
         ax.scatter(part.loc[valid, "offered_qps"], part.loc[valid, "latency_ms_p99"], color=color, zorder=3)
-        ax.scatter(part.loc[~valid, "offered_qps"], part.loc[~valid, "latency_ms_p99"], facecolors="white",
-                   edgecolors=color, zorder=3)
+        # A run can be INVALID with its p99 under the bound: from a few hundred queries LoadGen's early
+        # stopping could not vouch for a p99 that close to it. Drawn apart, so that it is not read as a
+        # latency over the bound.
+        for over, marker in ((True, "o"), (False, "s")):
+            these = ~valid & (part["latency_met"] != over)
+            ax.scatter(part.loc[these, "offered_qps"], part.loc[these, "latency_ms_p99"], marker=marker,
+                       facecolors="white", edgecolors=color, zorder=3)
         bound = part["latency_bound_ms"].dropna()
         if len(bound):
             ax.axhline(bound.iloc[0], color=color, linestyle=":", linewidth=1.2)
