@@ -130,6 +130,29 @@ def map_file_and_allocate(arg):
     return {"baseline_mb": baseline, "checksum": checksum, "mapped_mb": len(mapped) / 2**20}
 
 
+def allocate_then_read_a_mapped_file(arg):
+    """Map a file, allocate and free a known amount, and only then read the file's pages, as a library first run late.
+
+    `arg` is (path of the file, MiB to allocate, whether to map the file's pages first as a memory trial does).
+    """
+    import mmap
+
+    from dlmark.measure import memory
+
+    global MAPPED
+    path, megabytes, map_first = arg
+    with open(path, "rb") as f:
+        mapped = MAPPED = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+    files_mb = memory.map_file_pages() if map_first else None
+    baseline = memory.own_mb()
+    block = bytearray(megabytes * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    del block
+    checksum = sum(mapped[i] for i in range(0, len(mapped), 4096))  # the file's pages, after the peak
+    return {"baseline_mb": baseline, "checksum": checksum, "files_mapped_first_mb": files_mb}
+
+
 def serve_fixed_service(spec, service_s=0.004):
     """The serving scenario against a system under test that computes nothing for `service_s` a batch.
 

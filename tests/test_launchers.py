@@ -38,6 +38,18 @@ def test_a_processs_memory_leaves_out_the_pages_of_files_it_maps(tmp_path):
     assert value["child_peak_mb"] == pytest.approx(resident["peak_mb"] - resident["file_mb"])
 
 
+def test_file_pages_read_after_the_peak_count_only_once_mapped_first(tmp_path):
+    """A file read after the 64 MiB peak makes VmHWM less the file's pages low; mapped first, it is the peak again."""
+    library = tmp_path / "library.so"
+    library.write_bytes(os.urandom(40 * 2**20))
+    late = launchers.run_isolated(child_targets.allocate_then_read_a_mapped_file, (str(library), 64, False)).value
+    assert 22 <= late["child_peak_mb"] - late["baseline_mb"] <= 26  # the 40 MiB mapped after the peak hide part of it
+    first = launchers.run_isolated(child_targets.allocate_then_read_a_mapped_file, (str(library), 64, True)).value
+    assert first["files_mapped_first_mb"] >= 39
+    assert first["resident_set"]["file_mb"] == pytest.approx(first["files_mapped_first_mb"], abs=0.5)
+    assert 63 <= first["child_peak_mb"] - first["baseline_mb"] <= 66
+
+
 def test_the_memory_limit_counts_the_processs_own_memory_not_mapped_files(tmp_path):
     """300 MiB of mapped file pages under a 150 MiB limit: the process still fits."""
     library = tmp_path / "library.so"

@@ -14,7 +14,9 @@ whole on a fault), resnet18_v1 at batch 4 peaked at 473 MiB, 176 of them
 file pages; after `drop_caches`, or with the file freshly written, the
 same process peaked at 394 MiB with 97 MiB of file pages. Its own memory
 was 297.0 and 296.8 MiB. The file pages are recorded beside the figure
-(`ResidentSet`), never mixed into it.
+(`ResidentSet`), never mixed into it, and a memory trial maps all of them
+before it builds the model (`map_file_pages`), so that none joins after the
+peak and hides part of it.
 
 On a GPU the framework's own accounting is used, never a nvidia-smi text
 delta, which also counts other processes.
@@ -53,11 +55,16 @@ class ResidentSet:
     def own_peak_mb(self) -> float:
         """The peak of the process's own memory: the total's peak less the mapped files' pages.
 
-        Exact while the file pages only grow (a library's pages stay mapped
-        once touched, and a process measured after its calls has touched
-        them all): at the peak they were at most what they are now. Checked
-        against RssAnon sampled every 0.5 ms over a model's calls: within
-        0.1 MiB.
+        Exact when no file page was mapped after the peak: the file pages
+        were then the same at the peak as now. A page first touched after
+        the peak (a library's code run only by the second call, a fault that
+        maps a large folio whole) makes it low by that page, and how many
+        there are depends on how the files reached the page cache. So a
+        memory trial maps every page of its libraries first
+        (`map_file_pages`): without that, resnet18_v1's INT8 trial at batch
+        1 read 217.4 MiB after `drop_caches` and 219.0 to 219.5 with the
+        library read into the cache, against an own peak of 223.1 to 223.8
+        sampled every few microseconds; with it, 223.3 to 223.8 in both.
         """
         return self.peak_mb - self.file_mb
 
@@ -91,6 +98,52 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
         return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, threshold))
     except (OSError, AttributeError):  # not glibc
         return False
+
+
+# madvise(2) advice that maps a range's pages without writing them (Linux 5.14 and later).
+_MADV_POPULATE_READ = 22
+
+
+def map_file_pages() -> float | None:
+    """Map every page of this process's read-only file mappings now; the MiB of file pages then resident.
+
+    Called before a memory trial builds its model, so that its file pages
+    stay what they are through the trial and `ResidentSet.own_peak_mb` is
+    the process's own peak in whatever state the page cache is. Writable
+    mappings are left alone: a page mapped from the file and then written
+    would move from the file's pages to the process's own. None where the
+    kernel cannot (before 5.14), and the peak is then a lower bound.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    mapped = False
+    with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            if len(fields) < 6 or not fields[5].startswith("/") or fields[1][:2] != "r-":
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            # A mapping past the end of its file fails (EFAULT) and is skipped; an old kernel fails them all.
+            mapped |= libc.madvise(start, end - start, _MADV_POPULATE_READ) == 0
+    return resident_set().file_mb if mapped else None
+
+
+def release_free_heap() -> None:
+    """Give the allocator's free heap pages back to the system (glibc), so that the resident set is what is live.
+
+    Before a trial's first call: what building the model freed and the
+    heap kept varied from process to process (resnet18_v1's INT8 trial at
+    batch 1: 186.2 to 188.6 MiB over six processes; after this, 185.0 to
+    185.1), and the line the largest-batch search draws starts there.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def resident_set(pid: int | str = "self") -> ResidentSet:

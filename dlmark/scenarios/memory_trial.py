@@ -44,13 +44,18 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     settles after the first call's allocations (static_alloc plans once).
     """
     backend = memory_process(spec)
+    on_cpu = spec.device == "cpu"
+    # The libraries' pages mapped before anything is built, so that none is mapped after the peak.
+    files_mb = memory.map_file_pages() if on_cpu else None
     call = backend.memory_call(variants.variant_of(spec), spec.batch_size, spec.device)
+    if on_cpu:
+        memory.release_free_heap()
     # Weights, framework and input, before any activation: the line's intercept.
     baseline = backend.current_memory_mb(spec.device)
     for _ in range(2):
         call()
     peak = backend.peak_memory_mb(spec.device)
-    return {"peak_memory_mb": peak, "baseline_mb": baseline}
+    return {"peak_memory_mb": peak, "baseline_mb": baseline, "files_mapped_first_mb": files_mb}
 
 
 def preload_trial(spec: TrialSpec) -> None:
