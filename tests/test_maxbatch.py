@@ -113,6 +113,24 @@ def test_the_nearest_batch_to_the_prediction_is_tried_first():
     assert [t.batch_size for t in result.trials] == [8, 78, 124, 125]
 
 
+def test_after_a_failed_trial_the_line_runs_to_it():
+    """INT8 resnet18_v1 in a default run (limit 450 MiB): its memory bends upward past batch 61. The line
+    through the probe and 61 predicts 154.6, and 155 fails; from then on the line from 61 to the failed
+    trial predicts within a batch, so the proof takes five trials, where extrapolating again took six."""
+    measured = [(8, 223.5), (61, 305.36), (149, 448.51), (150, 450.29), (154, 457.2), (155, 458.28)]
+
+    def memory_of(batch):
+        (b0, m0), (b1, m1) = next((p, q) for p, q in zip(measured, measured[1:]) if batch <= q[0])
+        return m0 + (m1 - m0) * (batch - b0) / (b1 - b0)
+
+    def trial(batch):
+        return maxbatch.Trial(batch, memory_of(batch) <= 450, memory_of(batch), 0.0, baseline_mb=189.09)
+
+    result = maxbatch.find_max_batch(trial, 450.0, upper_bound=512, probe=8, step=1)
+    assert result.max_batch_size == 149
+    assert [t.batch_size for t in result.trials] == [8, 61, 155, 150, 149]
+
+
 def test_step_sets_the_granularity():
     trial, _ = synthetic(lambda b: 100 + 7.3 * b)
     result = search(trial, step=8)
