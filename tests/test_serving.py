@@ -103,6 +103,22 @@ def test_the_search_brackets_down_when_the_first_rate_fails():
     assert sustained is None and "no rate" in why
 
 
+def test_a_proof_invalid_by_early_stopping_alone_says_so():
+    """Above 30 queries/s one query of the few hundred goes over the bound: INVALID with the p99 under it."""
+
+    def run_at(rate):
+        ok = rate <= 30
+        reasons = [] if ok else ["early stopping not met: Run unsuccessful.; Processed 500 queries."]
+        return loadgen.RunResult("Server", "VALID" if ok else "INVALID", rate, rate, {"p99": 48.4}, 500, 1.0,
+                                 reasons, {"target_qps": rate})
+
+    _, _, why = serving_child.server_search(run_at, 100.0, 8)
+    assert "was INVALID, by early stopping alone (its p99 of 48.4 ms was within the bound" in why
+    over = lambda rate: dataclasses.replace(run_at(rate), reasons=["latency constraint not met: Reduce target QPS"])
+    _, _, why = serving_child.server_search(lambda r: run_at(r) if r <= 30 else over(r), 100.0, 8)
+    assert why.endswith("was INVALID")
+
+
 def test_the_search_stops_halving_once_the_bound_lies_below_the_latency_at_light_load():
     """A p99 that stays near 12 ms at every light load never meets a 10 ms bound: one halving shows it."""
 
