@@ -51,6 +51,19 @@ def test_the_spread_between_processes_sets_the_interval():
     assert ratio.ratio_ci95_high == pytest.approx(math.exp(logs.mean() + half))
 
 
+def test_a_slow_spell_that_hits_one_member_in_half_the_rounds_stays_out_of_the_ratio():
+    """The batch-1 blocks of rounds 0-2 fell in a spell that slowed them 20% and missed batch 8's: a median
+    of block-by-block ratios (1.6, 1.6, 1.6, 2.0, 2.0, 2.0) would read 1.8; the fastest blocks read 1.6."""
+    quiet = [[1.0] * 6] * 3
+    spell = [[0.8, 0.8, 0.8, 1.0, 1.0, 1.0]] * 3
+    small, large = record("mxnet", "float32", 1, 100.0, spell), record("mxnet", "float32", 8, 160.0, quiet)
+    ratio = rounds.paired(large, small)
+    assert ratio.ratio == pytest.approx(1.6)
+    # Each member's fastest block is taken over the rounds both had: a round only one had is no extra chance.
+    extra = record("mxnet", "float32", 8, 160.0, [[1.0] * 6 + [1.5]] * 3)
+    assert rounds.paired(extra, small).ratio == pytest.approx(1.6)
+
+
 def test_only_blocks_of_the_same_job_and_process_pair():
     drift = drifting()
     ours = record("mxnet", "int8", 8, 300.0, drift)

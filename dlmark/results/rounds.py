@@ -1,4 +1,4 @@
-"""Interleaved rounds: what is compared is measured together, and compared block by block.
+"""Interleaved rounds: what is compared is measured together, and compared within each process.
 
 A shared VM's speed drifts: its host's other tenants take memory bandwidth
 and cache, and nothing inside the VM shows it. Measured on the development
@@ -12,13 +12,15 @@ So the points a comparison is made of (a model's batch sizes: its curve;
 its variants at one batch: the speed-ups) are timed in one process, in
 rounds of short blocks (`benchmark.BLOCK_SECONDS`), one block of every
 point a round, in a fresh random order each round (randomized multiple
-interleaved trials; Abedi and Brecht, ICPE 2017). A ratio is taken block
-by block within each round, where both members ran within a second or
-two, and the median taken over the rounds of each process. What differs from one
-process to the next (memory layout, allocation, as pyperf found) does not
-cancel that way, so a comparison rests on several processes and its 95%
-interval is Student's t over their ratios: the process-to-process spread
-is part of it, the machine's drift is not.
+interleaved trials; Abedi and Brecht, ICPE 2017). A ratio is taken within
+each process, over the rounds both members had: each member's fastest
+block, since what the machine adds to a block (a neighbour's burst, a
+stall of the host) only ever slows it (`PairedRatio` says what that
+gained). What differs from one process to the next (memory layout,
+allocation, as pyperf found) does not cancel that way, so a comparison
+rests on several processes and its 95% interval is Student's t over their
+ratios: the process-to-process spread is part of it, the machine's drift
+is not.
 """
 
 from __future__ import annotations
@@ -48,13 +50,20 @@ def per_block(record: dict[str, Any]) -> dict[tuple[str, int, int], float]:
 class PairedRatio:
     """One member's throughput over another's, from the rounds in which both were measured.
 
-    Per timing process, the median of the block-by-block ratios of its
-    rounds: a slowdown from outside hits a block or two and one point more
-    than the other, and the median leaves such blocks out (over five
-    processes of squeezenet1.1 on the development VM, it cut the spread of
-    the processes' ratios from 2.1-3.5% to 1.5-2.4%). The value is the
-    geometric mean over the processes, and its 95% interval Student's t
-    over their logarithms (`processes` of them).
+    Per timing process, the ratio of the two members' fastest blocks over
+    the rounds both had (the same number of chances each, so neither is
+    favoured). The machine only ever takes time from a block, and a slow
+    spell of a few seconds hits the blocks of one batch size more than
+    another's a round away: the median of block-by-block ratios, used
+    before, kept such spells whenever they covered half a process's
+    rounds. Over four default runs on a 2-core AMD EPYC VM (2026-12-07,
+    six pairs), the curve shapes moved between runs by a p90 of 7.5%
+    (median 2.6%) this way against 12.3% (3.2%) with the median, and the
+    speed-ups by a max of 4.8% against 5.7% (docs/validation.md). The
+    minimum time as the robust estimate under noise that only adds: Chen
+    and Revels, "Robust benchmarking in noisy environments" (2016). The
+    value is the geometric mean over the processes, and its 95% interval
+    Student's t over their logarithms (`processes` of them).
     """
 
     model: str
@@ -91,14 +100,15 @@ def geometric_interval(ratios: Iterable[float]) -> tuple[float, float, float, in
 
 
 def paired(record: dict[str, Any], against: dict[str, Any]) -> PairedRatio | None:
-    """`record`'s throughput over `against`'s, block by block; None when no round holds both."""
+    """`record`'s throughput over `against`'s, process by process (`PairedRatio`); None when no round holds both."""
     mine, theirs = per_block(record), per_block(against)
-    by_process: dict[tuple[str, int], list[float]] = defaultdict(list)
+    by_process: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
     for key in sorted(set(mine) & set(theirs)):
-        by_process[key[:2]].append(math.log(mine[key] / theirs[key]))
+        by_process[key[:2]].append((mine[key], theirs[key]))
     if not by_process:
         return None
-    ratio, low, high, count = geometric_interval(math.exp(float(np.median(logs))) for logs in by_process.values())
+    fastest = (max(m for m, _ in blocks) / max(t for _, t in blocks) for blocks in by_process.values())
+    ratio, low, high, count = geometric_interval(fastest)
     return PairedRatio(
         **{k: record[k] for k in ("model", "family", "device", "device_name", "machine", "runtime", "precision")},
         batch_size=int(record["batch_size"]),
