@@ -62,9 +62,9 @@ class ResidentSet:
         there are depends on how the files reached the page cache. So a
         memory trial maps every page of its libraries first
         (`map_file_pages`): without that, resnet18_v1's INT8 trial at batch
-        1 read 217.4 MiB after `drop_caches` and 219.0 to 219.5 with the
-        library read into the cache, against an own peak of 223.1 to 223.8
-        sampled every few microseconds; with it, 223.3 to 223.8 in both.
+        1 read 217.2 to 217.5 MiB after `drop_caches` and 219.0 to 219.5
+        with the library read into the cache, against an own peak of 222.2
+        to 223.8 sampled over the trial; with it, 222.9 to 223.8 in both.
         """
         return self.peak_mb - self.file_mb
 
