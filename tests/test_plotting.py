@@ -295,3 +295,13 @@ def test_a_run_invalid_only_for_early_stopping_is_drawn_apart_from_one_over_the_
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "INVALID: p99 over the bound" in labels
     assert any(label.startswith("INVALID: too few queries") for label in labels)
+
+
+def test_a_panel_of_noisy_points_alone_keeps_them_inside_the_frame():
+    """In a default run every mobilenet1.0 point came out noisy: its hollow points must not sit on the top edge."""
+    frame = rows()
+    frame["status"] = "noisy"
+    ax = plotting.throughput_vs_batch_size(frame).axes[0]
+    top = frame["throughput"].max()
+    assert ax.get_ylim()[1] >= top * 1.05
+    assert ax.get_ylim()[0] == 0

@@ -98,7 +98,11 @@ def _throughput_panel(ax: plt.Axes, rows: pd.DataFrame, palette: dict[str, Any])
             label="out of memory / failed",
         )
     style.log2_axis(ax, sorted(rows["batch_size"].unique()))
-    ax.set_ylim(bottom=0)
+    # Room above the highest band or hollow point: autoscaling takes the line and band, not the
+    # scattered noisy points, so a panel of noisy points alone cut its top ones in half on the frame.
+    shown = pd.concat([ok["throughput_ci95_high"], ok["throughput"], rows.loc[rows["status"] == NOISY, "throughput"]])
+    top = pd.to_numeric(shown, errors="coerce").replace(float("inf"), float("nan")).max()
+    ax.set_ylim(0, top * 1.08 if pd.notna(top) and top > 0 else None)
     # Room above the largest peak: autoscaling from 0 put it on the frame, its marker cut in half.
     peak = measured["peak_memory_mb"].max()
     memory_ax.set_ylim(0, peak * 1.08 if pd.notna(peak) and peak > 0 else None)
