@@ -305,3 +305,16 @@ def test_a_panel_of_noisy_points_alone_keeps_them_inside_the_frame():
     top = frame["throughput"].max()
     assert ax.get_ylim()[1] >= top * 1.05
     assert ax.get_ylim()[0] == 0
+
+
+def test_a_model_without_a_trusted_row_is_named_not_dropped_silently():
+    """Every point of one model noisy: the accuracy and device figures say it was measured and why it is missing."""
+    frame = rows()
+    noisy = rows().assign(model="mobilenet1.0", family="MobileNet", status="noisy")
+    both = pd.concat([frame, noisy], ignore_index=True)
+    accuracy = tables.published_accuracy(["resnet18_v1", "mobilenet1.0"])
+    title = plotting.throughput_vs_accuracy(both, accuracy, batch_size=4).axes[0].get_title()
+    assert "not drawn, no trusted row: mobilenet1.0 (noisy)" in title
+    assert "resnet18_v1" not in title.split("not drawn")[1]
+    assert "not drawn, no trusted row: mobilenet1.0 (noisy)" in plotting.throughput_vs_device(both)._suptitle.get_text()
+    assert "not drawn" not in plotting.throughput_vs_device(frame)._suptitle.get_text()

@@ -145,7 +145,8 @@ def throughput_vs_accuracy(throughput: pd.DataFrame, accuracy: pd.DataFrame, bat
     )
     ax.set_xlabel(f"throughput (images/s, log scale) at batch {batch_size} or the largest below it")
     ax.set_ylabel("ImageNet top-1 accuracy (%)")
-    ax.set_title(f"Accuracy vs speed: the best trade-offs lie on the frontier\n{style.where(points)}")
+    ax.set_title(f"Accuracy vs speed: the best trade-offs lie on the frontier\n{style.where(points)}"
+                 + style.left_out(throughput[throughput["model"].isin(accuracy["model"])], points["model"]))
     ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False, fontsize=8)
     style.name_points(fig, ax, named["model"], named["throughput"], named["top1_pct"], points)
     return fig
@@ -183,7 +184,8 @@ def throughput_vs_device(frame: pd.DataFrame) -> Figure:
         ax.set_visible(False)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[s]) for s in series]
     style.legend_below(fig, handles, series)
-    fig.suptitle("Throughput by device and machine, per model and batch size", fontsize=12)
+    fig.suptitle("Throughput by device and machine, per model and batch size" + style.left_out(frame, models),
+                 fontsize=12)
     return fig
 
 

@@ -62,6 +62,22 @@ def where(frame: pd.DataFrame) -> str:
     return f"machine {', '.join(hosts)}: {'; '.join(devices)}"
 
 
+def left_out(frame: pd.DataFrame, drawn: Any) -> str:
+    """A title line naming the models of `frame` a figure of trusted rows does not draw, with their rows' statuses.
+
+    Without it a model whose every row was noisy just vanished: from the
+    accuracy figure with its frontier redrawn as if it had not been
+    measured. Empty when every model is drawn.
+    """
+    shown = set(drawn)
+    missing = [m for m in dict.fromkeys(frame["model"]) if m not in shown]
+    if not missing:
+        return ""
+    said = [f"{m} ({', '.join(sorted(frame.loc[frame['model'] == m, 'status'].astype(str).unique()))})"
+            for m in missing]
+    return "\nnot drawn, no trusted row: " + "; ".join(said)
+
+
 def by_family(frame: pd.DataFrame) -> dict[str, list[str]]:
     """Model names grouped by family, both in name order."""
     pairs = frame[["family", "model"]].drop_duplicates().sort_values(["family", "model"])
