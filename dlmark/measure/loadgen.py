@@ -169,13 +169,22 @@ def detail_values(path: str | Path) -> dict[str, Any]:
     return values
 
 
+# How `_reasons` words a p99 over the bound; any other reason of a Server run is early stopping's or a count's.
+OVER_THE_BOUND = "latency constraint not met"
+
+
+def over_the_bound(reasons: list[str]) -> bool:
+    """Whether LoadGen's reasons for an INVALID run include the latency itself, not only early stopping."""
+    return any(r.startswith(OVER_THE_BOUND) for r in reasons)
+
+
 def _reasons(values: dict[str, Any]) -> list[str]:
     """Why LoadGen judged a run INVALID, in its own words."""
     if values.get("result_validity") == "VALID":
         return []
     reasons = []
     if values.get("result_perf_constraints_met") is False:
-        reasons.append("latency constraint not met: " + str(values.get("result_invalid_reason", "")).strip())
+        reasons.append(f"{OVER_THE_BOUND}: " + str(values.get("result_invalid_reason", "")).strip())
     if values.get("result_min_duration_met") is False:
         reasons.append("minimum duration not met")
     if values.get("result_min_queries_met") is False:

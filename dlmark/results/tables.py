@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from dlmark import hardware, provenance
+from dlmark.measure import loadgen
 from dlmark.results.records import (
     SCHEMA_VERSION,
     AccuracyRecord,
@@ -180,7 +181,7 @@ def serving_runs(paths: Iterable[str | Path]) -> "pd.DataFrame":
                 "latency_ms_p99": run["latency_ms"].get("p99"),
                 "validity": run["validity"],
                 # INVALID for its latency, or only because early stopping could not yet vouch for it
-                "latency_met": not any(r.startswith("latency constraint not met") for r in run.get("reasons") or []),
+                "latency_met": not loadgen.over_the_bound(run.get("reasons") or []),
                 "latency_bound_ms": record["latency_bound_ms"],
                 "sustained_qps": record["qps"] if record["status"] in TRUSTED else None,
             })
