@@ -27,7 +27,6 @@ import math
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -35,11 +34,11 @@ from dlmark.results import rounds
 
 REFERENCE = ("mxnet", "float32")
 
-# Per process, from its (mine, theirs) block throughputs over the rounds both had: the log ratio.
-ESTIMATORS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "fastest": lambda mine, theirs: math.log(mine.max() / theirs.max()),
-    "median": lambda mine, theirs: float(np.median(np.log(mine / theirs))),
-    "mean": lambda mine, theirs: float(np.mean(np.log(mine / theirs))),
+# Per process, from its (mine, theirs) block throughputs over the rounds both had: the ratio.
+ESTIMATORS: dict[str, rounds.PerProcess] = {
+    "fastest": rounds.fastest_blocks,
+    "median": lambda blocks: math.exp(float(np.median([math.log(m / t) for m, t in blocks]))),
+    "mean": lambda blocks: math.exp(float(np.mean([math.log(m / t) for m, t in blocks]))),
 }
 
 
@@ -50,32 +49,13 @@ def points(results: Path) -> list[dict]:
     return found
 
 
-def ratio(record: dict, against: dict, estimator: Callable) -> float | None:
-    mine, theirs = rounds.per_block(record), rounds.per_block(against)
-    by_process = defaultdict(list)
-    for key in set(mine) & set(theirs):
-        by_process[key[:2]].append((mine[key], theirs[key]))
-    logs = [estimator(*map(np.array, zip(*blocks))) for blocks in by_process.values()]
-    return math.exp(float(np.mean(logs))) if logs else None
+def comparisons(run: list[dict], estimator: rounds.PerProcess) -> dict[tuple, float]:
+    """Every speed-up and curve shape of a run, by what it compares, as the tables pair them."""
+    def key(r: rounds.PairedRatio) -> tuple:
+        return (r.machine, r.device, r.model, r.runtime, r.precision, r.batch_size)
 
-
-def comparisons(run: list[dict], estimator: Callable) -> dict[tuple, float]:
-    """Every speed-up and curve shape of a run, by what it compares."""
-    found = {}
-    variant = ("machine", "device", "model", "runtime", "precision")
-    for record in run:
-        key = tuple(record[k] for k in (*variant, "batch_size"))
-        same = [r for r in run if all(r[k] == record[k] for k in variant)]
-        smallest = min(same, key=lambda r: r["batch_size"])
-        if smallest is not record and (value := ratio(record, smallest, estimator)):
-            found["shape", *key] = value
-        if (record["runtime"], record["precision"]) != REFERENCE:
-            for reference in run:
-                if (reference["runtime"], reference["precision"]) == REFERENCE and all(
-                    reference[k] == record[k] for k in ("machine", "device", "model", "batch_size")
-                ) and (value := ratio(record, reference, estimator)):
-                    found["speed-up", *key] = value
-    return found
+    found = {("speed-up", *key(r)): r.ratio for r in rounds.speedups(run, REFERENCE, estimator)}
+    return found | {("shape", *key(r)): r.ratio for r in rounds.scaling(run, estimator)}
 
 
 def main(folders: list[str]) -> None:

@@ -29,7 +29,7 @@ import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -99,16 +99,29 @@ def geometric_interval(ratios: Iterable[float]) -> tuple[float, float, float, in
     return math.exp(center), math.exp(center - half), math.exp(center + half), int(logs.size)
 
 
-def paired(record: dict[str, Any], against: dict[str, Any]) -> PairedRatio | None:
-    """`record`'s throughput over `against`'s, process by process (`PairedRatio`); None when no round holds both."""
+# A process's ratio from its (mine, theirs) block throughputs of the rounds both had.
+PerProcess = Callable[[list[tuple[float, float]]], float]
+
+
+def fastest_blocks(blocks: list[tuple[float, float]]) -> float:
+    """The tables' rule (`PairedRatio`): the ratio of the two members' fastest blocks."""
+    return max(m for m, _ in blocks) / max(t for _, t in blocks)
+
+
+def paired(record: dict[str, Any], against: dict[str, Any], per_process: PerProcess = fastest_blocks
+           ) -> PairedRatio | None:
+    """`record`'s throughput over `against`'s, process by process (`PairedRatio`); None when no round holds both.
+
+    `per_process` is the tables' rule unless a benchmark weighs another
+    (benchmarks/ratio_estimators.py).
+    """
     mine, theirs = per_block(record), per_block(against)
     by_process: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
     for key in sorted(set(mine) & set(theirs)):
         by_process[key[:2]].append((mine[key], theirs[key]))
     if not by_process:
         return None
-    fastest = (max(m for m, _ in blocks) / max(t for _, t in blocks) for blocks in by_process.values())
-    ratio, low, high, count = geometric_interval(fastest)
+    ratio, low, high, count = geometric_interval(per_process(blocks) for blocks in by_process.values())
     return PairedRatio(
         **{k: record[k] for k in ("model", "family", "device", "device_name", "machine", "runtime", "precision")},
         batch_size=int(record["batch_size"]),
@@ -126,7 +139,8 @@ def _by(records: Iterable[dict[str, Any]], *keys: str) -> dict[tuple, dict[str, 
     return {tuple(r[k] for k in keys): r for r in records}
 
 
-def speedups(records: Sequence[dict[str, Any]], reference: tuple[str, str]) -> list[PairedRatio]:
+def speedups(records: Sequence[dict[str, Any]], reference: tuple[str, str],
+             per_process: PerProcess = fastest_blocks) -> list[PairedRatio]:
     """Every variant over the reference variant, same machine, device, model and batch size."""
     where = ("machine", "device", "model", "batch_size")
     references = _by((r for r in records if (r["runtime"], r["precision"]) == reference), *where)
@@ -134,12 +148,12 @@ def speedups(records: Sequence[dict[str, Any]], reference: tuple[str, str]) -> l
     for record in records:
         against = references.get(tuple(record[k] for k in where))
         if against is not None and (record["runtime"], record["precision"]) != reference:
-            if (ratio := paired(record, against)) is not None:
+            if (ratio := paired(record, against, per_process)) is not None:
                 found.append(ratio)
     return found
 
 
-def scaling(records: Sequence[dict[str, Any]]) -> list[PairedRatio]:
+def scaling(records: Sequence[dict[str, Any]], per_process: PerProcess = fastest_blocks) -> list[PairedRatio]:
     """Each point over the same variant's smallest batch: the shape of its throughput curve."""
     variant = ("machine", "device", "model", "runtime", "precision")
     smallest: dict[tuple, dict[str, Any]] = {}
@@ -150,6 +164,6 @@ def scaling(records: Sequence[dict[str, Any]]) -> list[PairedRatio]:
     found = []
     for record in records:
         against = smallest[tuple(record[k] for k in variant)]
-        if against is not record and (ratio := paired(record, against)) is not None:
+        if against is not record and (ratio := paired(record, against, per_process)) is not None:
             found.append(ratio)
     return found
