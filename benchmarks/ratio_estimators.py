@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dlmark.results import rounds
-
-REFERENCE = ("mxnet", "float32")
+from dlmark.runtimes.base import REFERENCE
 
 # Per process, from its (mine, theirs) block throughputs over the rounds both had: the ratio.
 ESTIMATORS: dict[str, rounds.PerProcess] = {
