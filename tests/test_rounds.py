@@ -41,14 +41,32 @@ def test_a_drift_shared_by_both_points_cancels_in_their_ratio():
 
 def test_the_spread_between_processes_sets_the_interval():
     drift = drifting()
-    fast = record("mxnet", "int8", 8, 300.0, drift, process_effect=(1.0, 1.06, 0.95))
+    effects = (1.0, 1.06, 0.95)
+    fast = record("mxnet", "int8", 8, 300.0, drift, process_effect=effects)
     slow = record("mxnet", "float32", 8, 100.0, drift)
     ratio = rounds.paired(fast, slow)
+    # The value: both points' fastest blocks over all the processes.
+    expected = max(300.0 * e * max(d) for e, d in zip(effects, drift)) / max(100.0 * max(d) for d in drift)
+    assert ratio.ratio == pytest.approx(expected)
+    # The interval: the processes' own ratios (3.0, 3.18, 2.85) give its width, placed around the value.
     logs = np.log([3.0, 3.18, 2.85])
     half = timing.t_quantile_975(2) * logs.std(ddof=1) / math.sqrt(3)
-    assert ratio.ratio == pytest.approx(math.exp(logs.mean()))
-    assert ratio.ratio_ci95_low == pytest.approx(math.exp(logs.mean() - half))
-    assert ratio.ratio_ci95_high == pytest.approx(math.exp(logs.mean() + half))
+    assert ratio.ratio_ci95_low == pytest.approx(expected * math.exp(-half))
+    assert ratio.ratio_ci95_high == pytest.approx(expected * math.exp(half))
+
+
+def test_a_spell_that_slows_one_member_through_a_whole_process_stays_out_of_the_ratio():
+    """In the second of three processes every batch-1 block fell in a spell that slowed it 30% and missed
+    batch 8's (a memory-bound batch 1 suffers most): that process's own fastest blocks read 1.6 / 0.7,
+    and the geometric mean of the processes' ratios, the rule before, 1.80. The job's fastest blocks
+    read 1.6; the disagreeing process widens the interval instead."""
+    quiet = [[1.0] * 6] * 3
+    spell = [[1.0] * 6, [0.7] * 6, [1.0] * 6]
+    small, large = record("mxnet", "float32", 1, 100.0, spell), record("mxnet", "float32", 8, 160.0, quiet)
+    ratio = rounds.paired(large, small)
+    assert ratio.ratio == pytest.approx(1.6)
+    assert ratio.ratio_ci95_low < 1.6 < ratio.ratio_ci95_high
+    assert ratio.ratio_ci95_high > 1.6 * 1.3  # a process 43% off is no 2% interval
 
 
 def test_a_slow_spell_that_hits_one_member_in_half_the_rounds_stays_out_of_the_ratio():

@@ -1,4 +1,4 @@
-"""Interleaved rounds: what is compared is measured together, and compared within each process.
+"""Interleaved rounds: what is compared is measured together, and compared over the rounds both had.
 
 A shared VM's speed drifts: its host's other tenants take memory bandwidth
 and cache, and nothing inside the VM shows it. Measured on the development
@@ -10,17 +10,18 @@ different drift, and a ratio of them carries the difference.
 
 So the points a comparison is made of (a model's batch sizes: its curve;
 its variants at one batch: the speed-ups) are timed in one process, in
-rounds of short blocks (`benchmark.BLOCK_SECONDS`), one block of every
+rounds of short blocks (`throughput_child.BLOCK_SECONDS`), one block of every
 point a round, in a fresh random order each round (randomized multiple
-interleaved trials; Abedi and Brecht, ICPE 2017). A ratio is taken within
-each process, over the rounds both members had: each member's fastest
-block, since what the machine adds to a block (a neighbour's burst, a
-stall of the host) only ever slows it (`PairedRatio` says what that
-gained). What differs from one process to the next (memory layout,
-allocation, as pyperf found) does not cancel that way, so a comparison
-rests on several processes and its 95% interval is Student's t over their
-ratios: the process-to-process spread is part of it, the machine's drift
-is not.
+interleaved trials; Abedi and Brecht, ICPE 2017). A ratio is taken over
+the rounds both members had: each member's fastest block over all the
+job's processes, since what the machine adds to a block (a neighbour's
+burst, a stall of the host, a slow spell that lasts a whole process) only
+ever slows it (`PairedRatio` says what that gained). What differs from
+one process to the next (memory layout, allocation, as pyperf found; the
+machine's state while it ran) does not cancel that way, so a comparison
+rests on several processes, and its 95% interval is Student's t over the
+processes' own ratios: the process-to-process spread is in it, the
+machine's drift is not.
 """
 
 from __future__ import annotations
@@ -50,20 +51,25 @@ def per_block(record: dict[str, Any]) -> dict[tuple[str, int, int], float]:
 class PairedRatio:
     """One member's throughput over another's, from the rounds in which both were measured.
 
-    Per timing process, the ratio of the two members' fastest blocks over
-    the rounds both had (the same number of chances each, so neither is
-    favoured). The machine only ever takes time from a block, and a slow
-    spell of a few seconds hits the blocks of one batch size more than
-    another's a round away: the median of block-by-block ratios, used
-    before, kept such spells whenever they covered half a process's
-    rounds. Over four default runs on a 2-core AMD EPYC VM (2026-12-07,
-    six pairs), the curve shapes moved between runs by a p90 of 7.5%
-    (median 2.6%) this way against 12.3% (3.2%) with the median, and the
-    speed-ups by a max of 4.8% against 5.7% (docs/validation.md). The
-    minimum time as the robust estimate under noise that only adds: Chen
-    and Revels, "Robust benchmarking in noisy environments" (2016). The
-    value is the geometric mean over the processes, and its 95% interval
-    Student's t over their logarithms (`processes` of them).
+    The ratio of the two members' fastest blocks over the rounds both had,
+    in every timing process of the job (the same number of chances each,
+    so neither is favoured). The machine only ever takes time from a
+    block, and a slow spell hits the blocks of one batch size more than
+    another's: a memory-bound batch 1 more than a batch 8. Such a spell
+    can cover a whole process of a few seconds, and then that process's
+    own fastest blocks carry it. Over four default runs on a 2-core AMD
+    EPYC VM (2026-12-07, six pairs, the same raw blocks read each way),
+    the curve shapes moved between runs by a p90 of 4.0% (median 1.6%)
+    this way, against 7.5% (2.6%) from each process's fastest blocks
+    (the geometric mean over the processes) and 12.3% (3.2%) from the
+    median of block-by-block ratios; the speed-ups by a max of 3.9%
+    against 4.8% and 5.7% (docs/validation.md). The minimum time as the
+    robust estimate under noise that only adds: Chen and Revels, "Robust
+    benchmarking in noisy environments" (2016). The 95% interval is
+    Student's t over the logarithms of each process's own ratio (from its
+    own fastest blocks; `processes` of them), placed around the ratio: in
+    those runs it held the next run's value for 91% of the curve shapes
+    and 89% of the speed-ups.
     """
 
     model: str
@@ -99,29 +105,42 @@ def geometric_interval(ratios: Iterable[float]) -> tuple[float, float, float, in
     return math.exp(center), math.exp(center - half), math.exp(center + half), int(logs.size)
 
 
-# A process's ratio from its (mine, theirs) block throughputs of the rounds both had.
-PerProcess = Callable[[list[tuple[float, float]]], float]
+# One timing process's blocks of two points, over the rounds both had: (mine, theirs) throughputs.
+Blocks = list[tuple[float, float]]
+# A ratio from every process's shared blocks: the tables' rule, or one a benchmark weighs against it.
+Estimator = Callable[[list[Blocks]], float]
 
 
-def fastest_blocks(blocks: list[tuple[float, float]]) -> float:
-    """The tables' rule (`PairedRatio`): the ratio of the two members' fastest blocks."""
+def process_fastest(blocks: Blocks) -> float:
+    """One process's ratio: its two points' fastest blocks. It sets the interval, and was the rule before."""
     return max(m for m, _ in blocks) / max(t for _, t in blocks)
 
 
-def paired(record: dict[str, Any], against: dict[str, Any], per_process: PerProcess = fastest_blocks
-           ) -> PairedRatio | None:
-    """`record`'s throughput over `against`'s, process by process (`PairedRatio`); None when no round holds both.
+def fastest_blocks(processes: list[Blocks]) -> float:
+    """The tables' rule (`PairedRatio`): the two points' fastest blocks over every process's shared rounds."""
+    return (max(m for blocks in processes for m, _ in blocks)
+            / max(t for blocks in processes for _, t in blocks))
 
-    `per_process` is the tables' rule unless a benchmark weighs another
-    (benchmarks/ratio_estimators.py).
+
+def paired(record: dict[str, Any], against: dict[str, Any], estimate: Estimator = fastest_blocks
+           ) -> PairedRatio | None:
+    """`record`'s throughput over `against`'s from their shared rounds (`PairedRatio`); None when no round holds both.
+
+    `estimate` is the tables' rule unless a benchmark weighs another
+    (benchmarks/ratio_estimators.py). The interval is the processes' own
+    ratios' spread (Student's t over their logarithms), placed around the
+    estimate.
     """
     mine, theirs = per_block(record), per_block(against)
-    by_process: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
+    by_process: dict[tuple[str, int], Blocks] = defaultdict(list)
     for key in sorted(set(mine) & set(theirs)):
         by_process[key[:2]].append((mine[key], theirs[key]))
     if not by_process:
         return None
-    ratio, low, high, count = geometric_interval(per_process(blocks) for blocks in by_process.values())
+    processes = list(by_process.values())
+    center, low, high, count = geometric_interval(process_fastest(blocks) for blocks in processes)
+    ratio = estimate(processes)
+    low, high = ratio * low / center, ratio * high / center
     return PairedRatio(
         **{k: record[k] for k in ("model", "family", "device", "device_name", "machine", "runtime", "precision")},
         batch_size=int(record["batch_size"]),
@@ -140,7 +159,7 @@ def _by(records: Iterable[dict[str, Any]], *keys: str) -> dict[tuple, dict[str, 
 
 
 def speedups(records: Sequence[dict[str, Any]], reference: tuple[str, str],
-             per_process: PerProcess = fastest_blocks) -> list[PairedRatio]:
+             estimate: Estimator = fastest_blocks) -> list[PairedRatio]:
     """Every variant over the reference variant, same machine, device, model and batch size."""
     where = ("machine", "device", "model", "batch_size")
     references = _by((r for r in records if (r["runtime"], r["precision"]) == reference), *where)
@@ -148,12 +167,12 @@ def speedups(records: Sequence[dict[str, Any]], reference: tuple[str, str],
     for record in records:
         against = references.get(tuple(record[k] for k in where))
         if against is not None and (record["runtime"], record["precision"]) != reference:
-            if (ratio := paired(record, against, per_process)) is not None:
+            if (ratio := paired(record, against, estimate)) is not None:
                 found.append(ratio)
     return found
 
 
-def scaling(records: Sequence[dict[str, Any]], per_process: PerProcess = fastest_blocks) -> list[PairedRatio]:
+def scaling(records: Sequence[dict[str, Any]], estimate: Estimator = fastest_blocks) -> list[PairedRatio]:
     """Each point over the same variant's smallest batch: the shape of its throughput curve."""
     variant = ("machine", "device", "model", "runtime", "precision")
     smallest: dict[tuple, dict[str, Any]] = {}
@@ -164,6 +183,6 @@ def scaling(records: Sequence[dict[str, Any]], per_process: PerProcess = fastest
     found = []
     for record in records:
         against = smallest[tuple(record[k] for k in variant)]
-        if against is not record and (ratio := paired(record, against, per_process)) is not None:
+        if against is not record and (ratio := paired(record, against, estimate)) is not None:
             found.append(ratio)
     return found
