@@ -105,8 +105,11 @@ def main() -> None:
     # The quiet run drifts too (dlmark.measure.drift): a row whose interval holds the quiet row's, or the
     # other way round, does not claim anything the quiet run contradicts.
     apart = compare.intervals_apart(wrong, "", "_quiet")
+    # A disturbance only takes time from a row: one faster than the quiet run is the VM's own drift.
+    slower = int((wrong["throughput"] < wrong["throughput_quiet"]).sum())
     print(f"silently wrong rows (ok but > 10% away from the quiet run): {len(wrong)} of {len(measured)} "
-          f"(target 0); of them, with 95% intervals apart from the quiet row's: {int(apart.sum())}")
+          f"(target 0); of them, with 95% intervals apart from the quiet row's: {int(apart.sum())}; "
+          f"slower than the quiet run: {slower}")
     for _, row in wrong.iterrows():
         print(f"  {row['model']} batch {row['batch_size']} {row['runtime']}/{row['precision']}: "
               f"{row['throughput']:.1f} [{row['throughput_ci95_low']:.1f}, {row['throughput_ci95_high']:.1f}] vs "
