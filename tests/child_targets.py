@@ -71,36 +71,8 @@ def report_pid_and_wait(pid_file):
     return {}
 
 
-PRELOADED = None
-PRELOAD_BEGAN = None
-
-
-def preload_marker(arg):
-    """A preload that leaves a mark for the job run after it in the same process."""
-    import time
-
-    global PRELOADED, PRELOAD_BEGAN
-    PRELOAD_BEGAN = time.time()
-    PRELOADED = arg
-
-
-def report_preload(arg):
-    """What the preload left, and when it began (to tell the process was started ahead)."""
-    return {"preloaded": PRELOADED, "began": PRELOAD_BEGAN, "pid": os.getpid()}
-
-
 def fail_preload(arg):
     raise ImportError("no module named 'framework'")
-
-
-def slow_preload(seconds):
-    """A preload that takes a while, and leaves the time it ended."""
-    import time
-
-    global PRELOADED, PRELOAD_BEGAN
-    PRELOAD_BEGAN = time.time()
-    time.sleep(seconds)
-    PRELOADED = time.time()
 
 
 MAPPED = None
@@ -128,6 +100,46 @@ def map_file_and_allocate(arg):
         block[i] = 1
     del block  # freed before the answer: only the peak remembers it
     return {"baseline_mb": baseline, "checksum": checksum, "mapped_mb": len(mapped) / 2**20}
+
+
+HELD = None
+
+
+def map_file_and_hold(arg):
+    """A warm process's import, in small: a file mapped whole (a library) and memory allocated and kept.
+
+    `arg` is (path of the file, MiB to hold).
+    """
+    import mmap
+
+    global MAPPED, HELD
+    path, megabytes = arg
+    with open(path, "rb") as f:
+        MAPPED = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+    sum(MAPPED[i] for i in range(0, len(MAPPED), 4096))
+    HELD = bytearray(megabytes * 1024 * 1024)
+    for i in range(0, len(HELD), 4096):
+        HELD[i] = 1
+
+
+def allocate_after_mapping_files(megabytes):
+    """A memory trial, in small: the files' pages mapped first, then a known amount allocated and freed."""
+    from dlmark.measure import memory
+
+    memory.map_file_pages()
+    baseline = memory.own_mb()
+    block = bytearray(megabytes * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    del block
+    return {"baseline_mb": baseline}
+
+
+def map_hold_and_allocate(arg):
+    """What a forked trial does across its warm parent and itself, in one fresh process."""
+    held, megabytes = arg
+    map_file_and_hold(held)
+    return allocate_after_mapping_files(megabytes)
 
 
 def allocate_then_read_a_mapped_file(arg):

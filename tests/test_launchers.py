@@ -109,11 +109,10 @@ def no_preload(arg):
     """A warm process that imports nothing beyond the launchers."""
 
 
-@pytest.fixture(scope="module", params=["forked", "prestarted"])
-def starter(request):
-    """The two ways a process is ready before its job: forked from a warm one, or started ahead."""
-    kind = launchers.Forker if request.param == "forked" else launchers.Prestarted
-    with kind(no_preload, None) as ready:
+@pytest.fixture(scope="module")
+def starter():
+    """A warm process that forks each job's process."""
+    with launchers.Forker(no_preload, None) as ready:
         yield ready
 
 
@@ -141,41 +140,29 @@ def test_the_limit_is_enforced_and_the_next_job_still_runs(starter):
     assert starter.run(child_targets.succeed, 7).value["echo"] == 7  # still serving after a kill
 
 
-def test_a_prestarted_process_preloads_before_its_job_and_serves_only_one():
-    with launchers.Prestarted(child_targets.preload_marker, "framework imported") as starter:
-        time.sleep(0.5)
-        asked = time.time()
-        first = starter.run(child_targets.report_preload, None).value
-        started_ahead = starter._next.pid
-        second = starter.run(child_targets.report_preload, None).value
-        unused = psutil.Process(starter._next.pid)
-    assert first["preloaded"] == second["preloaded"] == "framework imported"
-    assert first["began"] < asked  # started before the job was given
-    assert first["pid"] != second["pid"] == started_ahead  # a fresh process per job
-    # Closing stops the process started for a job that never came.
-    assert not unused.is_running()
+def test_a_forked_childs_memory_counts_its_warm_parents_pages_as_a_fresh_process_counts_its_own(tmp_path):
+    """The warm process maps a 100 MiB file and holds 80 MiB; the child allocates 64 MiB.
+
+    The child's own memory has the 80 MiB it inherited, as a fresh process
+    that did the same has its own; the file's pages stay out of both.
+    """
+    library = tmp_path / "library.so"
+    library.write_bytes(os.urandom(100 * 2**20))
+    with launchers.Forker(child_targets.map_file_and_hold, (str(library), 80)) as warm:
+        forked = warm.run(child_targets.allocate_after_mapping_files, 64).value
+    fresh = launchers.run_isolated(
+        child_targets.map_hold_and_allocate, ((str(library), 80), 64)
+    ).value
+    assert forked["baseline_mb"] >= 80  # inherited pages count in the child
+    assert 63 <= forked["child_peak_mb"] - forked["baseline_mb"] <= 66
+    assert forked["resident_set"]["file_mb"] >= 99  # mapped again in the child, and out of the figure
+    assert forked["child_peak_mb"] == pytest.approx(fresh["child_peak_mb"], abs=2)
+    assert forked["baseline_mb"] == pytest.approx(fresh["baseline_mb"], abs=2)
 
 
-def test_the_next_process_starts_only_once_the_current_one_has_imported():
-    # Two processes importing side by side gave lower peaks in the first trials.
-    with launchers.Prestarted(child_targets.slow_preload, 0.5) as starter:
-        first = starter.run(child_targets.report_preload, None).value
-        second = starter.run(child_targets.report_preload, None).value
-    assert second["began"] >= first["preloaded"]
-
-
-def test_a_prestarted_process_measures_its_own_memory_only():
-    with launchers.Prestarted(no_preload, None) as starter:
-        large = starter.run(child_targets.allocate, 120).value["child_peak_mb"]
-        small = starter.run(child_targets.allocate, 1).value["child_peak_mb"]
-    assert large - small > 100
-
-
-def test_a_preload_that_fails_makes_the_job_an_error_not_a_hang():
-    with launchers.Prestarted(child_targets.fail_preload, None) as starter:
-        outcome = starter.run(child_targets.succeed, 7, timeout_s=60)
-    assert outcome.status == status.ERROR
-    assert "without a result" in outcome.error
+def test_a_preload_that_fails_is_an_error_that_says_so_not_a_hang():
+    with pytest.raises(RuntimeError, match="failed to start"):
+        launchers.Forker(child_targets.fail_preload, None)
 
 
 def test_children_die_with_the_process_that_watches_them(tmp_path):

@@ -36,7 +36,7 @@ def test_the_largest_batch_fits_the_next_does_not_and_a_model_that_never_fits_is
     assert row["memory_limit_mb"] == pytest.approx(limit)
     assert row["memory_at_max_mb"] <= limit
     assert 2 <= row["trials"] <= 6
-    # Its own trials, each in a fresh process under the limit: 20 fit and 21 did not, as the probes had it.
+    # Its own trials, each in a process of its own under the limit: 20 fit and 21 did not, as the probes had it.
     search = json.loads((tmp_path / f"results/raw/ci/max_batch/cpu/mxnet-float32/{MODEL}.json").read_text())
     fits = {t["batch_size"]: t["fits"] for t in search["trial_log"]}
     assert fits[20] and not fits[21]
@@ -56,17 +56,15 @@ def test_the_largest_batch_fits_the_next_does_not_and_a_model_that_never_fits_is
         image.verify()
 
 
-@pytest.mark.parametrize("ready", [launchers.Prestarted, launchers.Forker], ids=["prestarted", "forked"])
-def test_a_killed_trial_counts_as_not_fitting(ready):
+def test_a_killed_trial_counts_as_not_fitting():
     spec = maxbatch.SearchSpec(
         **identity(measured("mobilenet0.25")),
         machine="ci",
         memory_limit_mb=1000,
         **{**config.max_batch_settings({}), "upper_bound": 64},
     )
-    # A CPU search starts each trial's process ahead; a GPU search forks its
-    # trials from one warm process (the same path, run here on the CPU).
-    with ready(memory_trial.preload_trial, memory_trial.TrialSpec(**identity(spec), batch_size=1)) as starter:
+    # A search forks its trials from one warm process.
+    with launchers.Forker(memory_trial.preload_trial, memory_trial.TrialSpec(**identity(spec), batch_size=1)) as starter:
         trial = maxbatch.isolated_trial(spec.measured(), 1000, target=child_targets.killed_above_16, run=starter.run)
         record = maxbatch.run_search(spec, trial)
     assert record.status == "ok"

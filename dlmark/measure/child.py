@@ -1,8 +1,7 @@
 """The child side of every measurement process, whichever scenario it measures.
 
 A measurement runs in a process of its own (`dlmark.measure.launchers` starts and
-watches it): started afresh, started ahead and waiting for its job, or
-forked from a warm process. This module is what runs inside: the entry
+watches it): started afresh, or forked from a warm process. This module is what runs inside: the entry
 point (`python -m dlmark.measure.child MODE ...`), and what a measurement does
 first (pin the thread pools, log progress, die with its parent).
 
@@ -136,14 +135,6 @@ def serve_forks(preload_path: str) -> None:
         protocol.write(f"{os.waitstatus_to_exitcode(status)}\n")
 
 
-def serve_one(preload_path: str) -> None:
-    """A process started ahead: preload, then run the one job named on stdin (none: exit)."""
-    _preload_and_say_ready(preload_path).close()
-    line = sys.stdin.readline()
-    if line:
-        run_job(*line.rstrip("\n").split("\t"))
-
-
 def exit_at_once() -> None:
     """End a child whose answer is written, skipping the framework's teardown.
 
@@ -157,7 +148,7 @@ def exit_at_once() -> None:
 
 
 # The modes `dlmark.measure.launchers.child_command` starts a child in.
-MODES = {"run": run_job, "prestarted": serve_one, "forker": serve_forks}
+MODES = {"run": run_job, "forker": serve_forks}
 
 if __name__ == "__main__":
     mode, *paths = sys.argv[1:]

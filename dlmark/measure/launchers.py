@@ -1,17 +1,14 @@
 """Starting, watching and judging measurement processes (the parent side).
 
 Every measurement runs in a child process (`dlmark.measure.child` says why and
-runs inside it). The three ways to start one share one protocol,
+runs inside it). The two ways to start one share one protocol,
 `Launcher`: `run(target, arg, ...)` calls `target(arg)` in a watched child
 and returns how it ended, an `Outcome`, never raising for the child's
 failures; `close()` ends what the launcher keeps running.
 
-- `Fresh`: a new Python process per call. Its memory is the call's own.
-- `Prestarted`: new processes too, each started one call ahead, so that
-  its framework is imported by the time its call comes.
+- `Fresh`: a new Python process per call, its framework imported each time.
 - `Forker`: children forked from one warm process that imported the
-  framework once. Right for timings and GPU memory; not for CPU memory,
-  since a forked child's resident set leaves out its parent's pages.
+  framework once: timings, and memory on a CPU and on a GPU.
 
 Each child's own memory is watched against a limit, and its exit read:
 a result, a framework error, an out-of-memory kill, a crash, a timeout.
@@ -61,7 +58,7 @@ def child_command(mode: str, *paths: str) -> list[str]:
     return [sys.executable, "-m", "dlmark.measure.child", mode, *paths]
 
 
-def _start(mode: str, *paths: str, pipes: bool = False, **env: str) -> subprocess.Popen:
+def _start(mode: str, *paths: str, pipes: bool = False) -> subprocess.Popen:
     """A child process, dying with this one, that imports dlmark as this one does.
 
     A plain subprocess, not multiprocessing: spawn would rerun the parent's
@@ -70,7 +67,7 @@ def _start(mode: str, *paths: str, pipes: bool = False, **env: str) -> subproces
     pipe = subprocess.PIPE if pipes else None
     return subprocess.Popen(
         child_command(mode, *paths),
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), **env),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
         stdin=pipe,
         stdout=pipe,
         bufsize=0 if pipes else -1,
@@ -215,72 +212,6 @@ def run_isolated(target: Target, arg: Any, **limits: Any) -> Outcome:
     return Fresh().run(target, arg, **limits)
 
 
-class Prestarted(_Closing):
-    """Fresh processes started one ahead, for jobs that measure memory only.
-
-    A largest-batch trial must be a fresh process (its peak resident set is
-    the trial's memory), and most of a small trial's time is Python starting
-    and importing the framework (about 1.1 of 1.55 s for resnet18_v1 at
-    batch 8 on a CPU). This keeps the next process started: it runs
-    `preload(arg)` (pin the thread pools, import the framework, run nothing,
-    as `Forker`'s warm process does) and then waits for its job while the
-    current one runs. Each process still runs one job and is watched,
-    killed and judged as `Fresh`'s are, and it shares no memory with the one
-    before, so its peak is a fresh process's.
-
-    Not for timings: the next process imports on the same cores while the
-    current one computes (its OpenMP threads sleep rather than spin while
-    they wait, so that the import slows the computing less: 0.73 s against
-    0.95 s for that trial's job, measured). It also holds the framework's
-    memory while it waits, beside the job being measured.
-    """
-
-    def __init__(self, preload: Callable[[Any], None], arg: Any) -> None:
-        self._workdir, self._preload_path, _ = job_files.make(preload, arg)
-        self._next: subprocess.Popen | None = self._start()
-
-    def _start(self) -> subprocess.Popen:
-        return _start("prestarted", self._preload_path, pipes=True, OMP_WAIT_POLICY="PASSIVE")
-
-    def run(
-        self, target: Target, arg: Any, memory_limit_mb: float | None = None,
-        timeout_s: float | None = None, poll_s: float = 0.05,
-    ) -> Outcome:
-        """In the process started before; the one after starts now.
-
-        The one after starts only once this one has imported: two processes
-        importing side by side, measured, made the first trials' peaks 3 to
-        4 MiB lower (squeezenet1.1 at batch 57: 635.9 and 637.0 against
-        640.0 to 640.4 in fresh processes), as if another allocation pattern.
-        """
-        process = self._next or self._start()
-        assert process.stdin is not None and process.stdout is not None
-        process.stdout.readline()  # "ready", or nothing if it died while importing
-        self._next = self._start()
-        workdir, job_path, answer_path = job_files.make(target, arg)
-        try:
-            try:
-                process.stdin.write(f"{job_path}\t{answer_path}\n".encode())
-                process.stdin.close()
-            except OSError:
-                pass  # it died while importing: its exit code tells how
-            return _watched_outcome(process, answer_path, memory_limit_mb, timeout_s, poll_s)
-        finally:
-            process.stdout.close()
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    def close(self) -> None:
-        """Stop the process that has no job yet; it has computed nothing."""
-        if self._next is not None:
-            self._next.kill()
-            self._next.wait()
-            for pipe in (self._next.stdin, self._next.stdout):
-                if pipe is not None:
-                    pipe.close()
-            self._next = None
-        shutil.rmtree(self._workdir, ignore_errors=True)
-
-
 class Forker(_Closing):
     """A warm process that forks fresh measurement processes on demand.
 
@@ -290,10 +221,21 @@ class Forker(_Closing):
     nothing), then forks a child per measurement. A forked child builds its
     own network, memory pool and thread pools, as a new process does, and it
     is watched, killed and judged the same way (a crash is a status, not a
-    dead job). What it does not give is a fresh process's resident set:
-    pages the warm process touched are not counted until the child touches
-    them. So CPU memory figures come from fresh processes; forked ones give
-    timings, and GPU memory (the warm process never touches the device).
+    dead job).
+
+    Its memory is a new process's too. On a CPU a measurement counts the
+    process's own pages, anonymous and shared (`dlmark.measure.memory`), and
+    fork maps every anonymous page the warm process holds into the child:
+    they count as a new process's own import does. Measured, six points'
+    memory trials (resnet18_v1 float32 at batch 4 and 32, its ONNX Runtime
+    at 16 and INT8 at 1, squeezenet1.1 at 16, inceptionv3 at 4), three
+    forked and three new processes each, peaked within 0.1 MiB of each
+    other, their baselines too, and a forked trial took 0.3 to 3 s against
+    3.5 to 4 s (docs/validation.md). The mapped files' pages, which a child
+    shares without counting until it touches them, are left out of the
+    figure and mapped first (`memory.map_file_pages`). On a GPU the warm
+    process never touches the device, so each child's device memory is its
+    own.
     """
 
     def __init__(self, preload: Callable[[Any], None], arg: Any) -> None:

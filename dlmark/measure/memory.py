@@ -1,8 +1,9 @@
 """Memory an inference needs, read from the process that ran it.
 
-Each measurement runs in a fresh process (see `dlmark.measure.launchers`), so what
-that process allocated is the memory that model at that batch size needs
-on a CPU: framework, weights, activations and allocator pools together.
+Each measurement runs in a process of its own (see `dlmark.measure.launchers`),
+so what that process holds is the memory that model at that batch size
+needs on a CPU: framework, weights, activations and allocator pools
+together.
 
 On a CPU that is the process's own memory, anonymous and shared-memory
 pages, not its whole resident set. The resident set also counts the pages

@@ -7,11 +7,11 @@ step beyond it then prove it. Only when memory bends away from the line
 does the search fall back to bracketing, and then it still guesses by
 interpolation rather than halving.
 
-Each trial runs in a child process of its own (`dlmark.measure.launchers`; on a CPU
-a fresh process, started ahead so that it imports the framework while the
-trial before it runs; on a GPU forked from a warm process): MXNet never returns
-memory after an allocation failure, and a trial killed for going over the
-limit, by us or by the kernel, simply counts as "does not fit".
+Each trial runs in a child process of its own, forked from a warm process
+that imported the framework once (`dlmark.measure.launchers.Forker`): MXNet
+never returns memory after an allocation failure, and a trial killed for
+going over the limit, by us or by the kernel, simply counts as "does not
+fit".
 """
 
 from __future__ import annotations
@@ -69,11 +69,11 @@ def isolated_trial(
 ) -> TrialFn:
     """A trial function that runs each batch size in a watched child process.
 
-    `run` starts that process: afresh (`launchers.run_isolated`, or
-    `launchers.Prestarted.run`, whose process was started ahead), or forked
-    from a warm process (`launchers.Forker.run`: right on a GPU, whose memory a
-    child holds as its own, never on a CPU, where a forked child's resident
-    set leaves out its parent's pages).
+    `run` starts that process: afresh (`launchers.run_isolated`), or forked
+    from a warm process (`launchers.Forker.run`, as a search does). Either
+    way the child's own memory is the trial's: on a CPU its anonymous pages,
+    the inherited ones included (`dlmark.measure.memory`); on a GPU the
+    device memory it allocated.
     """
 
     on_cpu = measured.device == "cpu"
@@ -247,15 +247,13 @@ def run_search(spec: SearchSpec, trial: TrialFn | None = None) -> MaxBatchRecord
     log_progress(f"{spec.model} on {spec.device}: largest batch within {limit:.0f} MiB (up to {spec.upper_bound})")
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        if trial is None:
-            # A CPU's trials are fresh processes, each started (and importing)
-            # while the one before runs; a GPU's fork from one warm process
-            # that never touches the device.
-            ready = launchers.Prestarted if spec.device == "cpu" else launchers.Forker
-            warm = TrialSpec(**identity(spec), batch_size=1)
-            run = stack.enter_context(ready(preload_trial, warm)).run
-            trial = isolated_trial(spec.measured(), limit, run=run)
         try:
+            if trial is None:
+                # Trials fork from one warm process that imported the framework
+                # and never built a network nor touched a GPU.
+                warm = TrialSpec(**identity(spec), batch_size=1)
+                run = stack.enter_context(launchers.Forker(preload_trial, warm)).run
+                trial = isolated_trial(spec.measured(), limit, run=run)
             result = find_max_batch(
                 trial, limit, upper_bound=spec.upper_bound, probe=spec.probe, step=spec.step, log=log_progress
             )

@@ -4,7 +4,7 @@ The unit both memory measurements share: the largest-batch search runs
 trials until one fits and the next does not, and each throughput point's
 memory is the trial at its batch (`scenarios.throughput`). The process's
 own peak (`dlmark.measure.memory`) is the trial's memory, so the process
-must be fresh on a CPU; a launcher (`dlmark.measure.launchers`) starts it.
+runs nothing else; a launcher (`dlmark.measure.launchers`) starts it.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
 def preload_trial(spec: TrialSpec) -> None:
     """Readies a trial's process before its batch is known: thread pools pinned, framework imported.
 
-    Run by the warm process that forks a GPU search's trials, and by each
-    CPU trial's process, started while the trial before it runs.
+    Run by the warm process that forks the trials of a search or of a
+    model's throughput points.
     """
     memory_process(spec).preload()

@@ -10,8 +10,8 @@ processes are forked from one warm process that has imported the
 runtimes; their spread is part of each point's interval.
 
 Memory is not read from those processes (each holds every point): each
-point's memory comes from a fresh process of its own that builds it and
-runs it twice, as a largest-batch trial does (`memory_trial.run_trial`).
+point's memory comes from a process of its own that builds it and runs it
+twice, as a largest-batch trial does (`memory_trial.run_trial`).
 
 `run_rounds` is the parent side; inside each timing process runs
 `throughput_child.measure_rounds`. A disturbed process is measured again, and any ending (a
@@ -140,21 +140,29 @@ def on_gpu(spec: ThroughputSpec) -> bool:
 def measure_memory(points: list[Point]) -> None:
     """Each point's memory, from a process of its own that builds it and runs it twice.
 
-    On a CPU a fresh process, started (and importing its runtime) while the
-    one before runs (`launchers.Prestarted`): its own memory is the point's.
-    On a GPU forked from a warm process that never touched the device. A
-    point over its memory limit is out_of_memory and is not timed.
+    Forked from a warm process that imported the runtime and built nothing
+    (`launchers.Forker`). On a CPU the child's own memory counts the pages
+    it inherited, as a new process counts its own import: the same peak
+    within 0.1 MiB (docs/validation.md), without a 3 s import per point. On
+    a GPU the warm process never touched the device. A point over its
+    memory limit is out_of_memory and is not timed.
     """
     with contextlib.ExitStack() as stack:
-        starters: dict[tuple[str, str], Any] = {}
+        starters: dict[tuple[str, str], launchers.Forker | launchers.Outcome] = {}
         for point in points:
             spec = point.spec
             trial = memory_trial.TrialSpec(**identity(spec), batch_size=spec.batch_size)
             key = (spec.runtime, spec.precision)
             if key not in starters:
-                ready = launchers.Forker if on_gpu(spec) else launchers.Prestarted
-                starters[key] = stack.enter_context(ready(memory_trial.preload_trial, trial))
-            outcome = starters[key].run(memory_trial.run_trial, trial, memory_limit_mb=spec.memory_limit_mb)
+                try:
+                    starters[key] = stack.enter_context(launchers.Forker(memory_trial.preload_trial, trial))
+                except RuntimeError as exc:  # the runtime did not import: every point of it is an error row
+                    starters[key] = launchers.Outcome(ERROR, None, f"{exc}; the job's log says why", 0.0)
+            starter = starters[key]
+            outcome = (
+                starter if isinstance(starter, launchers.Outcome)
+                else starter.run(memory_trial.run_trial, trial, memory_limit_mb=spec.memory_limit_mb)
+            )
             if outcome.value is None:
                 point.failure = outcome
                 log_progress(f"{spec.model} batch {spec.batch_size} memory: {outcome.status}: {outcome.error}")
