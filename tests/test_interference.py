@@ -7,6 +7,7 @@ disturbs must be remeasured or marked noisy, never plain ok.
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ import pytest
 from dlmark import config
 from dlmark.measure import interference
 from dlmark.measure.timing import Budget
-from dlmark.scenarios import throughput
+from dlmark.scenarios import throughput, throughput_child
 
 pytestmark = pytest.mark.quiet  # its processes judge the whole machine's load: nothing may run beside them
 MODEL = "mobilenet0.25"
@@ -131,15 +132,24 @@ def test_busy_machine_throughout_gives_noisy_with_numbers_kept():
 
 
 def stop_once_timing_began(busy: list[subprocess.Popen], then_s: float) -> threading.Thread:
-    """Stop `busy` `then_s` seconds after the first timing process is forked, however slow the machine."""
+    """Stop `busy` `then_s` seconds after the first timing process is forked, however slow the machine.
+
+    The memory trials before it fork from a warm process too: the timing
+    processes' warm process is told apart by the preload its job file names.
+    """
     import psutil
 
     def timing_began() -> bool:
         for child in psutil.Process().children():
             try:
-                if "dlmark.measure.child forker" in " ".join(child.cmdline()) and child.children():
+                command = child.cmdline()
+                if command[-2:-1] != ["forker"] or not child.children():
+                    continue
+                with open(command[-1], "rb") as job:
+                    preload, _ = pickle.load(job)
+                if preload is throughput_child.preload:
                     return True
-            except psutil.Error:
+            except (psutil.Error, OSError, EOFError, pickle.UnpicklingError):
                 continue
         return False
 
