@@ -99,3 +99,28 @@ def test_a_trial_reads_the_same_memory_in_a_new_process_as_forked_from_a_warm_on
         forked = warm.run(memory_trial.run_trial, spec).value
     assert forked["peak_memory_mb"] == pytest.approx(fresh["peak_memory_mb"], abs=1)
     assert forked["baseline_mb"] == pytest.approx(fresh["baseline_mb"], abs=1)
+
+
+def test_a_runtime_that_fails_to_import_makes_error_records_not_a_dead_job(tmp_path, monkeypatch):
+    """A broken install: the warm process that forks the trials cannot import MXNet.
+
+    The search and the point each end as a complete record with the error,
+    as a crashed trial does, so the rest of the run goes on.
+    """
+    import mxnet  # noqa: F401  (this process keeps the real one; its children find the broken one first)
+
+    (tmp_path / "mxnet").mkdir()
+    (tmp_path / "mxnet" / "__init__.py").write_text("raise ImportError('this MXNet install is broken')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    search = maxbatch.SearchSpec(
+        **identity(measured(MODEL)), machine="ci", memory_limit_mb=1000, **config.max_batch_settings({})
+    )
+    found = maxbatch.run_search(search)
+    assert found.status == "error" and "failed to start" in found.error
+    point = throughput.ThroughputSpec(
+        **identity(measured(MODEL)), batch_size=1, machine="ci",
+        budget=config.budget({}, MODEL), noise=config.noise_policy({}),
+    )
+    record = throughput.run_throughput(point)
+    assert record.status == "error" and "failed to start" in record.error and "log says why" in record.error
+    assert record.throughput is None
