@@ -1,9 +1,10 @@
 """The child side of every measurement process, whichever scenario it measures.
 
 A measurement runs in a process of its own (`dlmark.measure.launchers` starts and
-watches it): started afresh, or forked from a warm process. This module is what runs inside: the entry
-point (`python -m dlmark.measure.child MODE ...`), and what a measurement does
-first (pin the thread pools, log progress, die with its parent).
+watches it): started afresh, or forked from a warm process. This module is
+what runs inside: the entry point (`python -m dlmark.measure.child MODE
+...`), and what a measurement does first (pin the thread pools, log
+progress, die with its parent).
 
 Why a child at all: a framework crash (a segfault in a kernel, an abort in
 the allocator) or an out-of-memory kill must become a recorded status, not

@@ -229,9 +229,10 @@ class Forker(_Closing):
     they count as a new process's own import does. Measured, six points'
     memory trials (resnet18_v1 float32 at batch 4 and 32, its ONNX Runtime
     at 16 and INT8 at 1, squeezenet1.1 at 16, inceptionv3 at 4), three
-    forked and three new processes each, peaked within 0.1 MiB of each
-    other, their baselines too, and a forked trial took 0.3 to 3 s against
-    3.5 to 4 s (docs/validation.md). The mapped files' pages, which a child
+    forked and three new processes each: every forked peak lay within the
+    new processes' own spread (at most 0.54 MiB), and a forked trial took
+    0.3 to 2.5 s against 1.8 to 6.2 s (`benchmarks/fork_memory.py`,
+    docs/validation.md). The mapped files' pages, which a child
     shares without counting until it touches them, are left out of the
     figure and mapped first (`memory.map_file_pages`). On a GPU the warm
     process never touches the device, so each child's device memory is its

@@ -142,10 +142,10 @@ def measure_memory(points: list[Point]) -> None:
 
     Forked from a warm process that imported the runtime and built nothing
     (`launchers.Forker`). On a CPU the child's own memory counts the pages
-    it inherited, as a new process counts its own import: the same peak
-    within 0.1 MiB (docs/validation.md), without a 3 s import per point. On
-    a GPU the warm process never touched the device. A point over its
-    memory limit is out_of_memory and is not timed.
+    it inherited, as a new process counts its own import: the same peaks,
+    within a new process's own spread (docs/validation.md), without a 3 s
+    import per point. On a GPU the warm process never touched the device.
+    A point over its memory limit is out_of_memory and is not timed.
     """
     with contextlib.ExitStack() as stack:
         starters: dict[tuple[str, str], launchers.Forker | launchers.Outcome] = {}
