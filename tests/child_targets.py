@@ -4,6 +4,14 @@ import os
 import signal
 
 
+def touched(megabytes):
+    """`megabytes` MiB allocated and written page by page, so that every page counts in the resident set."""
+    block = bytearray(megabytes * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return block
+
+
 def succeed(arg):
     return {"echo": arg}
 
@@ -28,9 +36,7 @@ def allocate(megabytes):
     """Touch `megabytes` MiB so they count in the resident set, then hold them."""
     import time
 
-    block = bytearray(megabytes * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1
+    block = touched(megabytes)
     time.sleep(2)
     return {"held_mb": len(block) // 2**20}
 
@@ -95,9 +101,7 @@ def map_file_and_allocate(arg):
         mapped = MAPPED = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)  # stays mapped, as a library does
     checksum = sum(mapped[i] for i in range(0, len(mapped), 4096))  # fault every page in
     baseline = memory.own_mb()
-    block = bytearray(megabytes * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1
+    block = touched(megabytes)
     del block  # freed before the answer: only the peak remembers it
     return {"baseline_mb": baseline, "checksum": checksum, "mapped_mb": len(mapped) / 2**20}
 
@@ -117,9 +121,7 @@ def map_file_and_hold(arg):
     with open(path, "rb") as f:
         MAPPED = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
     sum(MAPPED[i] for i in range(0, len(MAPPED), 4096))
-    HELD = bytearray(megabytes * 1024 * 1024)
-    for i in range(0, len(HELD), 4096):
-        HELD[i] = 1
+    HELD = touched(megabytes)
 
 
 def allocate_after_mapping_files(megabytes):
@@ -128,9 +130,7 @@ def allocate_after_mapping_files(megabytes):
 
     memory.map_file_pages()
     baseline = memory.own_mb()
-    block = bytearray(megabytes * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1
+    block = touched(megabytes)
     del block
     return {"baseline_mb": baseline}
 
@@ -157,9 +157,7 @@ def allocate_then_read_a_mapped_file(arg):
         mapped = MAPPED = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
     files_mb = memory.map_file_pages() if map_first else None
     baseline = memory.own_mb()
-    block = bytearray(megabytes * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1
+    block = touched(megabytes)
     del block
     checksum = sum(mapped[i] for i in range(0, len(mapped), 4096))  # the file's pages, after the peak
     return {"baseline_mb": baseline, "checksum": checksum, "files_mapped_first_mb": files_mb}
