@@ -148,20 +148,19 @@ def measure_memory(points: list[Point]) -> None:
     A point over its memory limit is out_of_memory and is not timed.
     """
     with contextlib.ExitStack() as stack:
-        starters: dict[tuple[str, str], launchers.Forker | launchers.Outcome] = {}
+        warm: dict[tuple[str, str], launchers.Forker] = {}
+        unstarted: dict[tuple[str, str], launchers.Outcome] = {}  # runtimes that did not import
         for point in points:
             spec = point.spec
             trial = memory_trial.TrialSpec(**identity(spec), batch_size=spec.batch_size)
             key = (spec.runtime, spec.precision)
-            if key not in starters:
+            if key not in warm and key not in unstarted:
                 try:
-                    starters[key] = stack.enter_context(launchers.Forker(memory_trial.preload_trial, trial))
-                except RuntimeError as exc:  # the runtime did not import: every point of it is an error row
-                    starters[key] = launchers.Outcome(ERROR, None, f"{exc}; the job's log says why", 0.0)
-            starter = starters[key]
-            outcome = (
-                starter if isinstance(starter, launchers.Outcome)
-                else starter.run(memory_trial.run_trial, trial, memory_limit_mb=spec.memory_limit_mb)
+                    warm[key] = stack.enter_context(launchers.Forker(memory_trial.preload_trial, trial))
+                except RuntimeError as exc:  # every point of that runtime is an error row
+                    unstarted[key] = launchers.Outcome(ERROR, None, f"{exc}; the job's log says why", 0.0)
+            outcome = unstarted.get(key) or warm[key].run(
+                memory_trial.run_trial, trial, memory_limit_mb=spec.memory_limit_mb
             )
             if outcome.value is None:
                 point.failure = outcome
