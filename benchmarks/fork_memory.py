@@ -16,6 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
+from dlmark import hardware
 from dlmark.measure import launchers
 from dlmark.scenarios import memory_trial
 
@@ -38,14 +39,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", type=Path, default=Path("resources/variants"))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="0: every physical core, as the config's cpu_threads")
     args = parser.parse_args()
 
     print("| point | new processes: peak, baseline (MiB), s a trial | forked: peak, baseline, s a trial |")
     print("|---|---|---|")
     for model, runtime, precision, batch in POINTS:
         spec = memory_trial.TrialSpec(
-            model=model, device="cpu", runtime=runtime, precision=precision, threads=args.threads,
+            model=model, device="cpu", runtime=runtime, precision=precision, threads=hardware.resolve_threads(args.threads),
             variant_dir=str(args.variants / model / f"{runtime}-{precision}"), batch_size=batch,
         )
         trials: dict[str, list[tuple[float, float, float]]] = {"fresh": [], "forked": []}
