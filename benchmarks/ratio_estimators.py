@@ -1,6 +1,6 @@
 """How far the comparisons move between runs under each way of taking a ratio from the blocks.
 
-    python benchmarks/ratio_estimators.py RESULTS_A RESULTS_B [RESULTS_C ...]
+    python benchmarks/ratio_estimators.py [--min-calls N] RESULTS_A RESULTS_B [RESULTS_C ...]
 
 Each argument is a results folder of the same config on one machine. From
 the raw rounds files (every point that has blocks, whatever its status),
@@ -21,6 +21,13 @@ median, p90 and max over the ratios, and those averaged over the pairs.
 Then how far the curve shapes moved against what their processes' spread
 predicts (per process and job-wide), and, for the tables' rule, how often
 each run's 95% interval holds the other run's value.
+
+`--min-calls N` reads each run as if `measure.min_iterations` had been N:
+a point whose blocks were one call each (calls slower than a block) keeps
+only the blocks it would have had before the stopping rule
+(`timing.enough`, with the run's own budget) let it leave the rounds, and
+the seconds of timing that saves are printed. Points of several calls a
+block never waited on `min_iterations` and are read as they were.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import numpy as np
 
 from dlmark.measure import timing
 from dlmark.results import rounds
+from dlmark.scenarios.throughput_child import MIN_ROUNDS
 from dlmark.runtimes.base import REFERENCE
 
 
@@ -58,6 +66,25 @@ def points(results: Path) -> list[dict]:
     for path in sorted(results.glob("raw/*/rounds/*/*.json")):
         found += [p for p in json.loads(path.read_text())["points"] if p.get("process_results")]
     return found
+
+
+def as_if_min_calls(run: list[dict], min_calls: int) -> tuple[list[dict], float]:
+    """`run` as it would have been timed with `min_iterations` = min_calls, and the timing seconds that saves."""
+    saved, found = 0.0, []
+    for point in run:
+        budget = timing.Budget(**{**point["settings"]["budget"], "min_iterations": min_calls})
+        results = []
+        for process in point["process_results"]:
+            blocks = process["block_ms"]
+            if process["iterations"] == len(blocks):  # one call a block: the stopping rule sees each block
+                seconds = [ms / 1e3 for ms in blocks]
+                kept = next((k for k in range(MIN_ROUNDS, len(blocks) + 1) if timing.enough(seconds[:k], budget)),
+                            len(blocks))
+                saved += sum(seconds[kept:])
+                process = {**process, "block_ms": blocks[:kept]}
+            results.append(process)
+        found.append({**point, "process_results": results})
+    return found, saved
 
 
 def comparisons(run: list[dict], estimator: rounds.Estimator) -> dict[tuple, rounds.PairedRatio]:
@@ -87,8 +114,12 @@ def explained(values: dict[str, dict[tuple, rounds.PairedRatio]], pairs: list[tu
     return math.sqrt(np.mean(moved)), math.sqrt(np.mean(predicted))
 
 
-def main(folders: list[str]) -> None:
+def main(folders: list[str], min_calls: int | None = None) -> None:
     runs = {folder: points(Path(folder)) for folder in folders}
+    if min_calls is not None:
+        for folder, run in runs.items():
+            runs[folder], saved = as_if_min_calls(run, min_calls)
+            print(f"{folder}: read as if min_iterations were {min_calls}: {saved:.1f} s of timing fewer")
     pairs = list(itertools.combinations(folders, 2))
     summary: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
     values_of = {}
@@ -121,6 +152,10 @@ def main(folders: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    min_calls = None
+    if args[:1] == ["--min-calls"] and len(args) > 1:
+        min_calls, args = int(args[1]), args[2:]
+    if len(args) < 2:
         sys.exit(__doc__)
-    main(sys.argv[1:])
+    main(args, min_calls)
