@@ -44,8 +44,8 @@ import numpy as np
 
 from dlmark.measure import timing
 from dlmark.results import rounds
-from dlmark.scenarios.throughput_child import MIN_ROUNDS
 from dlmark.runtimes.base import REFERENCE
+from dlmark.scenarios.throughput_child import MIN_ROUNDS
 
 
 def per_process(rule: Callable[[rounds.Blocks], float]) -> rounds.Estimator:
