@@ -32,10 +32,10 @@ block never waited on `min_iterations` and are read as they were.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import math
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable
@@ -152,10 +152,10 @@ def main(folders: list[str], min_calls: int | None = None) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    min_calls = None
-    if args[:1] == ["--min-calls"] and len(args) > 1:
-        min_calls, args = int(args[1]), args[2:]
-    if len(args) < 2:
-        sys.exit(__doc__)
-    main(args, min_calls)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--min-calls", type=int, help="read the runs as if measure.min_iterations had been N")
+    parser.add_argument("results", nargs="+", help="results folders of the same config on one machine")
+    args = parser.parse_args()
+    if len(args.results) < 2:
+        parser.error("give at least two results folders to compare")
+    main(args.results, args.min_calls)
